@@ -1,0 +1,127 @@
+// One client interface over the three ways the load generator talks to a peer:
+// a raw WebSocket with the JSON envelope, the same with a Bearer JWT at the upgrade
+// (fastify-wsx), and socket.io emit-with-ack. Scenarios only see BenchConn.
+import { WebSocket } from 'ws'
+import { io as ioClient } from 'socket.io-client'
+import type { BenchData, ConnectSpec } from '../lib/types.js'
+
+/** A connected client; set the callbacks before sending. */
+export interface BenchConn {
+  /** sends one request; its reply arrives through onReply with the same id */
+  request (id: number, action: 'bench.echo' | 'bench.broadcast', data: BenchData): void
+  onReply: (id: number, ok: boolean) => void
+  onTick: (data: BenchData) => void
+  close (): void
+}
+
+const noop = (): void => {}
+
+/** Parses a server frame of the JSON envelope and routes it to the callbacks. */
+function routeFrame (conn: BenchConn, raw: string): void {
+  const msg = JSON.parse(raw) as { id?: unknown, ok?: unknown, action?: unknown, data?: unknown }
+  if (typeof msg.id === 'number' && msg.ok !== undefined) {
+    conn.onReply(msg.id, msg.ok === true)
+  } else if (msg.action === 'bench.tick') {
+    conn.onTick(msg.data as BenchData)
+  } else if (msg.id === null && msg.ok === false) {
+    conn.onReply(-1, false)
+  }
+  // anything else (socket.authorized, pings...) is not part of the measurement
+}
+
+function connectWs (spec: ConnectSpec, token: string | undefined, timeoutMs: number): Promise<BenchConn> {
+  const headers = token === undefined ? undefined : { authorization: `Bearer ${token}` }
+  const ws = new WebSocket(spec.url, { headers, perMessageDeflate: false })
+  const waitForAuthorized = spec.kind === 'wsx'
+  const conn: BenchConn = {
+    request (id, action, data) { ws.send(JSON.stringify({ id, action, data })) },
+    onReply: noop,
+    onTick: noop,
+    close () { ws.terminate() }
+  }
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const fail = (err: Error): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      ws.terminate()
+      reject(err)
+    }
+    const succeed = (): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(conn)
+    }
+    const timer = setTimeout(() => fail(new Error(`connect timeout after ${timeoutMs} ms`)), timeoutMs)
+    ws.on('error', (err) => fail(err))
+    ws.on('unexpected-response', (_req, res) => fail(new Error(`upgrade answered HTTP ${res.statusCode ?? '?'}`)))
+    ws.on('close', (code) => fail(new Error(`closed during connect (${code})`)))
+    // fastify-wsx is usable once it says so: the first frame is socket.authorized
+    if (!waitForAuthorized) ws.once('open', succeed)
+    ws.on('message', (raw: Buffer) => {
+      const text = raw.toString()
+      if (!settled && waitForAuthorized) {
+        if (text.includes('"socket.authorized"')) succeed()
+        return
+      }
+      routeFrame(conn, text)
+    })
+  })
+}
+
+function connectSocketIo (spec: ConnectSpec, timeoutMs: number): Promise<BenchConn> {
+  const socket = ioClient(spec.url, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    timeout: timeoutMs
+  })
+  const conn: BenchConn = {
+    request (id, action, data) {
+      socket.emit(action, data, () => conn.onReply(id, true))
+    },
+    onReply: noop,
+    onTick: noop,
+    close () { socket.disconnect() }
+  }
+  socket.on('bench.tick', (data: BenchData) => conn.onTick(data))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { socket.disconnect(); reject(new Error(`connect timeout after ${timeoutMs} ms`)) }, timeoutMs)
+    socket.once('connect', () => { clearTimeout(timer); resolve(conn) })
+    socket.once('connect_error', (err: Error) => { clearTimeout(timer); socket.disconnect(); reject(err) })
+  })
+}
+
+/** Opens one connection; `index` picks the token round-robin (wsx). */
+export function connect (spec: ConnectSpec, index: number, timeoutMs = 15_000): Promise<BenchConn> {
+  if (spec.kind === 'sio') return connectSocketIo(spec, timeoutMs)
+  const tokens = spec.tokens ?? []
+  const token = tokens.length > 0 ? tokens[index % tokens.length] : undefined
+  if (spec.kind === 'wsx' && token === undefined) return Promise.reject(new Error('wsx peer needs a token'))
+  return connectWs(spec, token, timeoutMs)
+}
+
+/** Opens `count` connections, at most `concurrency` handshakes at a time; all or none. */
+export async function connectMany (spec: ConnectSpec, count: number, concurrency: number, offset = 0): Promise<BenchConn[]> {
+  const conns: BenchConn[] = []
+  let next = 0
+  let failure: unknown
+  const worker = async (): Promise<void> => {
+    while (next < count && failure === undefined) {
+      const i = next++
+      try {
+        conns.push(await connect(spec, offset + i))
+      } catch (err) {
+        failure ??= err
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+  if (failure !== undefined) {
+    for (const c of conns) c.close()
+    throw failure
+  }
+  return conns
+}

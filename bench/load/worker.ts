@@ -1,0 +1,201 @@
+// The load generator: a child process pinned to the core the servers don't use. The
+// orchestrator drives it phase by phase over IPC (open, pump, mark, ...) so it can
+// sample the server's CPU at the exact edges of each measurement window.
+import { performance } from 'node:perf_hooks'
+import { serveRpc } from '../lib/rpc.js'
+import { summarize, type LatencySummary } from '../lib/stats.js'
+import { PAYLOAD, type BenchData, type ConnectSpec } from '../lib/types.js'
+import { connect, connectMany, type BenchConn } from './clients.js'
+
+const data: BenchData = { p: PAYLOAD }
+let conns: BenchConn[] = []
+let nextId = 1
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until `done()` holds, polling every 5 ms, for at most `ms`; returns whether it held. */
+async function waitFor (done: () => boolean, ms: number): Promise<boolean> {
+  const until = performance.now() + ms
+  while (!done()) {
+    if (performance.now() > until) return false
+    await sleep(5)
+  }
+  return true
+}
+
+/** Adds `count` connections to the pool (offset keeps wsx tokens round-robin across calls). */
+async function open (args: { spec: ConnectSpec, count: number, concurrency: number }): Promise<{ open: number, ms: number }> {
+  const t0 = performance.now()
+  const added = await connectMany(args.spec, args.count, args.concurrency, conns.length)
+  conns = conns.concat(added)
+  return { open: conns.length, ms: performance.now() - t0 }
+}
+
+function closeAll (): { closed: number } {
+  const closed = conns.length
+  for (const c of conns) c.close()
+  conns = []
+  return { closed }
+}
+
+// ---- closed-loop throughput: each connection keeps `inflight` requests outstanding ----
+const pump = { running: false, replies: 0, errors: 0, outstanding: 0 }
+
+function pumpStart (args: { inflight: number }): { connections: number } {
+  if (conns.length === 0) throw new Error('no connections open')
+  Object.assign(pump, { running: true, replies: 0, errors: 0, outstanding: 0 })
+  for (const conn of conns) {
+    const send = (): void => {
+      pump.outstanding++
+      conn.request(nextId++, 'bench.echo', data)
+    }
+    conn.onReply = (_id, ok) => {
+      pump.outstanding--
+      if (ok) pump.replies++
+      else pump.errors++
+      if (pump.running) send()
+    }
+    for (let i = 0; i < args.inflight; i++) send()
+  }
+  return { connections: conns.length }
+}
+
+/** Counters at this instant; the orchestrator takes one at each edge of a window. */
+function mark (): { replies: number, errors: number, t: number } {
+  return { replies: pump.replies, errors: pump.errors, t: performance.now() }
+}
+
+async function pumpStop (): Promise<{ drained: boolean }> {
+  pump.running = false
+  return { drained: await waitFor(() => pump.outstanding <= 0, 10_000) }
+}
+
+// ---- open-loop latency at a fixed rate, round-robin over the open connections ----
+async function latency (args: { rate: number, warmupMs: number, durationMs: number }): Promise<LatencySummary & { errors: number, achievedRate: number, lost: number }> {
+  if (conns.length === 0) throw new Error('no connections open')
+  const total = Math.round(args.rate * (args.warmupMs + args.durationMs) / 1000)
+  const sentAt = new Float64Array(total)
+  const tookMs = new Float64Array(total).fill(-1)
+  let errors = 0
+  let received = 0
+  for (const conn of conns) {
+    conn.onReply = (id, ok) => {
+      received++
+      if (!ok || id < 0 || id >= total) { errors++; return }
+      tookMs[id] = performance.now() - sentAt[id]!
+    }
+  }
+  const start = performance.now()
+  let sent = 0
+  // a setImmediate loop (not a 1 ms timer) so sends are spread evenly instead of in bursts;
+  // it keeps the load core busy, which is what that core is for
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor((performance.now() - start) * args.rate / 1000))
+      while (sent < due) {
+        sentAt[sent] = performance.now()
+        conns[sent % conns.length]!.request(sent, 'bench.echo', data)
+        sent++
+      }
+      if (sent < total) setImmediate(tick)
+      else resolve()
+    }
+    tick()
+  })
+  const elapsed = performance.now() - start
+  await waitFor(() => received >= total, 10_000)
+  const measured: number[] = []
+  const measureFrom = start + args.warmupMs
+  for (let i = 0; i < total; i++) {
+    if (sentAt[i]! >= measureFrom && tookMs[i]! >= 0) measured.push(tookMs[i]!)
+  }
+  return { ...summarize(measured), errors, achievedRate: total / (elapsed / 1000), lost: total - received }
+}
+
+// ---- broadcast fan-out: conns[0] sends, every other open connection must receive ----
+async function broadcast (args: { repeats: number, pauseMs: number, timeoutMs: number }): Promise<{ receivers: number, times: number[] }> {
+  const [sender, ...receivers] = conns
+  if (sender === undefined || receivers.length === 0) throw new Error('broadcast needs a sender and receivers')
+  const times: number[] = []
+  let replyOk = true
+  sender.onReply = (_id, ok) => { if (!ok) replyOk = false }
+  sender.onTick = () => {}
+  for (let r = 0; r < args.repeats; r++) {
+    let got = 0
+    let last = 0
+    for (const c of receivers) {
+      c.onTick = (d) => {
+        if (d.bseq !== r) return
+        got++
+        last = performance.now()
+      }
+    }
+    const t0 = performance.now()
+    sender.request(nextId++, 'bench.broadcast', { p: PAYLOAD, bseq: r })
+    if (!await waitFor(() => got >= receivers.length, args.timeoutMs)) {
+      throw new Error(`broadcast ${r}: ${got}/${receivers.length} received after ${args.timeoutMs} ms`)
+    }
+    if (!replyOk) throw new Error('broadcast request was refused')
+    times.push(last - t0)
+    await sleep(args.pauseMs)
+  }
+  return { receivers: receivers.length, times }
+}
+
+// ---- handshakes: connect, wait until usable, drop, repeat, with bounded concurrency ----
+async function handshakes (args: { spec: ConnectSpec, durationMs: number, concurrency: number }): Promise<{ count: number, errors: number, seconds: number, firstError?: string }> {
+  let count = 0
+  let errors = 0
+  let firstError: string | undefined
+  const start = performance.now()
+  const deadline = start + args.durationMs
+  const worker = async (w: number): Promise<void> => {
+    // bounded: stops at the deadline, or early when the peer keeps refusing
+    while (performance.now() < deadline && errors < 20) {
+      try {
+        const conn = await connect(args.spec, w)
+        count++
+        conn.close()
+      } catch (err) {
+        errors++
+        firstError ??= err instanceof Error ? err.message : String(err)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: args.concurrency }, (_, w) => worker(w)))
+  const seconds = (performance.now() - start) / 1000
+  return firstError === undefined ? { count, errors, seconds } : { count, errors, seconds, firstError }
+}
+
+// ---- one broadcast at a time from `sender`, latency until `receiver` has it ----
+async function deliveryLatency (args: { sender: ConnectSpec, receiver: ConnectSpec, count: number, warmup: number }): Promise<LatencySummary> {
+  const sender = await connect(args.sender, 0)
+  const receiver = await connect(args.receiver, 1)
+  try {
+    const samples: number[] = []
+    for (let i = 0; i < args.count + args.warmup; i++) {
+      let at = -1
+      receiver.onTick = (d) => { if (d.bseq === i) at = performance.now() }
+      const t0 = performance.now()
+      sender.request(nextId++, 'bench.broadcast', { p: PAYLOAD, bseq: i })
+      if (!await waitFor(() => at >= 0, 5000)) throw new Error(`broadcast ${i} never reached the receiver`)
+      if (i >= args.warmup) samples.push(at - t0)
+    }
+    return summarize(samples)
+  } finally {
+    sender.close()
+    receiver.close()
+  }
+}
+
+serveRpc({
+  open: (a) => open(a as Parameters<typeof open>[0]),
+  closeAll: () => closeAll(),
+  pumpStart: (a) => pumpStart(a as Parameters<typeof pumpStart>[0]),
+  mark: () => mark(),
+  pumpStop: () => pumpStop(),
+  latency: (a) => latency(a as Parameters<typeof latency>[0]),
+  broadcast: (a) => broadcast(a as Parameters<typeof broadcast>[0]),
+  handshakes: (a) => handshakes(a as Parameters<typeof handshakes>[0]),
+  deliveryLatency: (a) => deliveryLatency(a as Parameters<typeof deliveryLatency>[0])
+}, { pid: process.pid })

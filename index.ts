@@ -1,0 +1,167 @@
+// fastify-wsx: the root plugin reads like a table of contents — check options, build the
+// shared objects (bus, stores, core), register what it depends on, decorate `wsx`, and
+// hook into the server's shutdown.
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import rateLimit from '@fastify/rate-limit'
+import type { Redis } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import { buildConfig } from './lib/config.js'
+import { Core } from './lib/core.js'
+import { Bus, createRedisEmitter, type EmitterLike } from './lib/bus.js'
+import { GroupRegistry } from './lib/groups.js'
+import { createLimiter, createLockout } from './lib/stores/index.js'
+import { createRedis, closeRedis } from './lib/redis.js'
+import { MemoryPresence, RedisPresence } from './lib/presence.js'
+import { drainConnections } from './lib/shutdown.js'
+import { eventFrame } from './lib/envelope.js'
+import { ServerEvent, SUBPROTOCOL } from './lib/protocol.js'
+import { WsxFacade, type WsxShared } from './plugins/facade.js'
+import type { Connection } from './lib/connection.js'
+import type { WsxPluginOptions } from './types/options.js'
+import './types/fastify.js'
+
+const CONTROL_WAIT_MS = 300
+
+function redisTarget (redis: WsxPluginOptions['redis']): string | Record<string, unknown> | undefined {
+  if (redis === undefined) return undefined
+  if (typeof redis === 'string') return redis
+  // an ioredis instance: mqemitter-redis needs options, not a client
+  const maybe = redis as { options?: Record<string, unknown> }
+  return maybe.options ?? (redis as Record<string, unknown>)
+}
+
+const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fastify, opts) {
+  const config = buildConfig(opts)
+  const log = fastify.log.child({ plugin: 'fastify-wsx' })
+  const onStoreError = (err: Error) => log.warn({ err }, 'wsx redis store error')
+
+  const target = redisTarget(opts.redis)
+  const storeRedis: Redis | undefined = opts.redis === undefined ? undefined : createRedis(opts.redis as never, { purpose: 'store', onError: onStoreError })
+  const emitter = opts.emitter as EmitterLike | undefined ?? (target ? createRedisEmitter(target as never, config.namespace) : undefined)
+  const bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
+  const groups = new GroupRegistry(bus, config.maxGroupsPerConnection)
+  const limiter = createLimiter({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
+  const lockout = createLockout({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
+  const core = new Core(config, log, { groups, limiter, lockout })
+  const presence = storeRedis
+    ? new RedisPresence(storeRedis, { namespace: config.namespace, instanceId: core.instanceId, log })
+    : new MemoryPresence()
+  core.presence = presence
+
+  const shared: WsxShared = { core, bus, routes: [], channels: new Map(), request: controlRequest(core, bus, storeRedis !== undefined) }
+  bus.onResync((affected) => sendResync(core, affected))
+  await listenForControl(core, bus)
+
+  if (!fastify.hasDecorator('websocketServer')) {
+    await fastify.register(websocket, {
+      ...opts.websocket,
+      options: {
+        maxPayload: config.maxPayload,
+        perMessageDeflate: false,
+        // select wsx.v1 when offered (PROTOCOL §1); offer nothing back otherwise
+        handleProtocols: (protocols: Set<string>) => protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false,
+        ...(opts.websocket?.options as object | undefined)
+      },
+      preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
+        drainConnections(core).then(() => this.websocketServer.close(() => done()), done)
+      }
+    })
+  } else {
+    fastify.addHook('preClose', async () => { await drainConnections(core) })
+  }
+  if (!fastify.hasDecorator('rateLimit')) {
+    await fastify.register(rateLimit, { global: false, ...(storeRedis && { redis: storeRedis, nameSpace: `${config.namespace}-upgrade-` }) })
+  }
+
+  const facades = new WeakMap<FastifyInstance, WsxFacade>()
+  fastify.decorate('wsx', {
+    getter (this: FastifyInstance) {
+      let facade = facades.get(this)
+      if (!facade) facades.set(this, facade = new WsxFacade(this, shared))
+      return facade
+    }
+  })
+
+  fastify.addHook('onClose', async () => {
+    await bus.close()
+    await presence.close()
+    await limiter.close()
+    await lockout.close()
+    if (storeRedis) await closeRedis(storeRedis)
+  })
+}
+
+/** After a bus outage: each affected connection learns once which groups may have gaps. */
+function sendResync (core: Core, affected: string[]): void {
+  const perConnection = new Map<Connection, string[]>()
+  for (const group of affected) {
+    for (const member of core.groups.localMembers(group)) {
+      const conn = member as unknown as Connection
+      const list = perConnection.get(conn) ?? []
+      list.push(group)
+      perConnection.set(conn, list)
+    }
+  }
+  for (const [conn, list] of perConnection) conn.sendRaw(eventFrame(ServerEvent.resync, { groups: list }))
+}
+
+/** Cross-instance user commands: every instance acts locally and acknowledges with a count. */
+async function listenForControl (core: Core, bus: Bus): Promise<void> {
+  await bus.onControl('user-send', (p) => {
+    const set = core.byUser.get(String(p.user))
+    const frame = String(p.frame)
+    let n = 0
+    for (const conn of set ?? []) if ((conn as unknown as Connection).sendRaw(frame)) n++
+    return bus.publishControl('ack', { req: p.req, n }).catch(() => {})
+  })
+  await bus.onControl('user-close', (p) => {
+    const n = core.disconnectUserLocally(String(p.user), Number(p.code), String(p.reason))
+    return bus.publishControl('ack', { req: p.req, n }).catch(() => {})
+  })
+}
+
+function controlRequest (core: Core, bus: Bus, distributed: boolean): WsxShared['request'] {
+  const pending = new Map<string, { total: number, acks: number }>()
+  bus.onControl('ack', (p) => {
+    const entry = pending.get(String(p.req))
+    if (entry) {
+      entry.total += Number(p.n) || 0
+      entry.acks++
+    }
+  }).catch((err: unknown) => core.log.error({ err }, 'wsx: control channel unavailable'))
+  return async (kind, payload) => {
+    const req = randomUUID()
+    const entry = { total: 0, acks: 0 }
+    pending.set(req, entry)
+    try {
+      await bus.publishControl(kind, { ...payload, req })
+      // one instance answers at once; with Redis, wait a short window for the others
+      const until = Date.now() + CONTROL_WAIT_MS
+      while (Date.now() < until && (distributed || entry.acks === 0)) await new Promise((resolve) => setTimeout(resolve, 10))
+      return entry.total
+    } finally {
+      pending.delete(req)
+    }
+  }
+}
+
+/**
+ * fastify-wsx: DRF-style WebSocket actions for Fastify.
+ * @example await app.register(wsx)
+ */
+const wsx = fp(wsxPlugin, { fastify: '5.x', name: 'fastify-wsx' })
+export default wsx
+export { wsx }
+
+export { Type } from '@sinclair/typebox'
+export type { Static, TSchema } from '@sinclair/typebox'
+export { WsxError, errors } from './lib/errors.js'
+export { CloseCode, ErrorCode, BuiltinAction, ServerEvent, SUBPROTOCOL } from './lib/protocol.js'
+export { handshakeOnly } from './lib/hooks.js'
+export { isAuthenticated, hasRole, hasScope, allOf, anyOf } from './lib/permissions.js'
+export { action, defineRoute, defineChannel } from './lib/define.js'
+export { WsxSocket, SocketClosedError } from './lib/socket.js'
+export type { WsxFacade, BroadcastOptions } from './plugins/facade.js'
+export type * from './types/index.js'

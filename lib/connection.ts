@@ -1,0 +1,296 @@
+// One Connection per socket. Listeners are attached in the constructor, before any
+// await, so no frame is lost while authentication or anything else is pending; frames
+// then go through one ordered queue (PITFALLS 4, 5). Nothing thrown here reaches the process.
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { RawData, WebSocket } from 'ws'
+import type { Core } from './core.js'
+import type { RouteContext } from './route.js'
+import { CloseCode, ServerEvent } from './protocol.js'
+import { eventFrame } from './envelope.js'
+import { captureRouteContext, createRequestView, type ViewSource } from './request-view.js'
+import { dispatchFrame } from './handle-message.js'
+import type { AuthVia, WsxConnection } from '../types/route.js'
+import type { WsxEventMap } from '../types/registry.js'
+
+const OPEN = 1
+// ws refuses to close a socket with a reason over 123 bytes; ours are constants anyway
+const SLOW_READER_GRACE_MS = 2000
+
+/** What survives of the upgrade request: the route prototype, never the IncomingMessage. */
+interface UpgradeFacts {
+  proto: object
+  routeContext: [symbol, unknown] | null
+  requestId: string
+}
+
+/** A stable key for a user: its `sub`, `id` or `username` claim, else null. */
+export function userKeyOf (user: unknown): string | null {
+  if (typeof user === 'string') return user
+  if (typeof user !== 'object' || user === null) return null
+  const u = user as Record<string, unknown>
+  for (const key of ['sub', 'id', 'username']) {
+    const v = u[key]
+    if (typeof v === 'string' || typeof v === 'number') return String(v)
+  }
+  return null
+}
+
+export class Connection implements WsxConnection<unknown> {
+  readonly id: string
+  readonly socket: WebSocket
+  readonly route: RouteContext
+  readonly core: Core
+  readonly params: Record<string, unknown>
+  readonly query: Record<string, unknown>
+  readonly headers: IncomingHttpHeaders
+  readonly ip: string
+  readonly url: string
+  readonly log: FastifyBaseLogger
+  readonly groupSet = new Set<string>()
+  /** channel subscriptions by group, so events can carry `channel` and `params` */
+  readonly subscriptions = new Map<string, { channel: string, params: Record<string, unknown> }>()
+  readonly debug: boolean
+  user: unknown = null
+  userKey: string | null = null
+  authenticated = false
+  via: AuthVia | null = null
+  /** true between `socket.expired` and a refresh: protected actions answer not_authenticated */
+  expired = false
+  closed = false
+  // message loop
+  readonly queue: Array<{ data: RawData, binary: boolean }> = []
+  inflight = 0
+  barrier = false
+  badFrames = 0
+  throttledInARow = 0
+  floodWindowEnd = 0
+  floodCount = 0
+  private missedPongs = 0
+  private timers: { handshake?: NodeJS.Timeout, expiry?: NodeJS.Timeout, grace?: NodeJS.Timeout } = {}
+  private _state?: Record<string, unknown>
+  private _request?: FastifyRequest
+  private readonly facts: UpgradeFacts
+
+  constructor (socket: WebSocket, request: FastifyRequest, route: RouteContext, core: Core) {
+    this.socket = socket
+    this.route = route
+    this.core = core
+    this.id = core.nextConnectionId()
+    this.params = request.params as Record<string, unknown>
+    this.query = request.query as Record<string, unknown>
+    this.headers = request.headers
+    this.ip = request.ip
+    this.url = route.url
+    this.log = request.log
+    this.debug = (this.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
+    this.facts = { proto: Object.getPrototypeOf(request), routeContext: captureRouteContext(request), requestId: request.id }
+
+    // Synchronously, before anything can await: every frame from now on is queued.
+    // @fastify/websocket's own error listener closes over the upgrade request and reply,
+    // keeping both alive for the socket's life; ours keeps neither
+    socket.removeAllListeners('error')
+    socket.on('message', (data: RawData, binary: boolean) => this.onFrame(data, binary))
+    socket.on('close', (code: number) => this.onClose(code))
+    socket.on('error', (err: Error) => this.log.debug({ err }, 'wsx socket error'))
+    socket.on('pong', () => { this.missedPongs = 0 })
+
+    core.added(this)
+    core.stats.connectionOpened(route.url)
+  }
+
+  get state (): Record<string, unknown> {
+    return (this._state ??= {})
+  }
+
+  get groups (): ReadonlySet<string> {
+    return this.groupSet
+  }
+
+  /** A request view with the upgrade's headers, params, query and the current user. */
+  get request (): FastifyRequest {
+    if (!this._request || (this._request as { user?: unknown }).user !== this.user) this._request = createRequestView(this.viewSource())
+    return this._request
+  }
+
+  viewSource (): ViewSource {
+    return {
+      proto: this.facts.proto,
+      routeContext: this.facts.routeContext,
+      id: this.facts.requestId,
+      url: this.url,
+      ip: this.ip,
+      headers: this.headers,
+      params: this.params,
+      query: this.query,
+      log: this.log,
+      user: this.user
+    }
+  }
+
+  /** Sends the first frame and starts the handshake timer; called right after construction. */
+  start (upgradeUser: unknown): void {
+    if (upgradeUser !== undefined) {
+      if (!this.setIdentity(upgradeUser, 'upgrade')) return
+      this.sendRaw(this.route.authorizedFrame)
+      this.scheduleExpiry()
+      this.afterAuthenticated()
+    } else if (this.route.handshake) {
+      this.sendRaw(this.route.handshakeFrame)
+      this.timers.handshake = setTimeout(() => {
+        if (!this.authenticated) this.close(CloseCode.notAuthenticated, 'Authentication timeout')
+      }, this.route.handshake.timeoutSeconds * 1000)
+    } else {
+      this.sendRaw(eventFrame(ServerEvent.authorized, { authenticated: false, via: null }))
+    }
+    this.runHook('onConnect')
+  }
+
+  /** Records who this is; false (and closes) when the user is at the connection cap. */
+  setIdentity (user: unknown, via: AuthVia): boolean {
+    const key = userKeyOf(user)
+    if (key !== null && !this.core.addUser(this, key)) {
+      this.close(CloseCode.policyViolation, 'Too many connections for this user')
+      return false
+    }
+    this.user = user
+    this.userKey = key
+    this.authenticated = true
+    this.via = via
+    return true
+  }
+
+  afterAuthenticated (): void {
+    if (this.timers.handshake) clearTimeout(this.timers.handshake)
+    const groups = this.route.groups?.(this as never)
+    for (const g of groups === undefined ? [] : Array.isArray(groups) ? groups : [groups]) {
+      this.join(g).catch((err: unknown) => this.log.warn({ err, group: g }, 'wsx: automatic group join failed'))
+    }
+    this.runHook('onAuthenticated')
+  }
+
+  /** Schedules `socket.expired` at the credential's `exp` (seconds since epoch), if any. */
+  scheduleExpiry (): void {
+    this.clearExpiry()
+    const exp = (this.user as { exp?: unknown } | null)?.exp
+    if (typeof exp !== 'number' || !this.route.handshake) return
+    // setTimeout overflows past ~24.8 days; a refresh before then re-arms it
+    const delay = Math.min(Math.max(exp * 1000 - Date.now(), 0), 2 ** 31 - 1)
+    this.timers.expiry = setTimeout(() => this.onExpired(), delay)
+  }
+
+  clearExpiry (): void {
+    if (this.timers.expiry) clearTimeout(this.timers.expiry)
+    if (this.timers.grace) clearTimeout(this.timers.grace)
+    this.expired = false
+  }
+
+  private onExpired (): void {
+    if (this.closed) return
+    const grace = this.route.handshake?.expiryGraceSeconds ?? 0
+    this.expired = true
+    this.sendRaw(eventFrame(ServerEvent.expired, { grace_seconds: grace }))
+    this.timers.grace = setTimeout(() => this.close(CloseCode.notAuthenticated, 'Credential expired'), grace * 1000)
+  }
+
+  private onFrame (data: RawData, binary: boolean): void {
+    if (this.closed) return
+    if (this.barrier || this.inflight >= this.core.config.maxInflight) {
+      if (this.queue.length >= this.core.config.maxQueued) {
+        this.close(CloseCode.tryAgainLater, 'Too many queued messages')
+        return
+      }
+      this.queue.push({ data, binary })
+      return
+    }
+    dispatchFrame(this, data, binary)
+  }
+
+  /** Starts queued frames while the barrier is down and there is room. */
+  pump (): void {
+    while (this.queue.length > 0 && !this.barrier && this.inflight < this.core.config.maxInflight && !this.closed) {
+      const next = this.queue.shift()!
+      dispatchFrame(this, next.data, next.binary)
+    }
+  }
+
+  /** Writes a frame; a reader over the buffer cap is closed with 1013. */
+  sendRaw (frame: string | Buffer): boolean {
+    const socket = this.socket
+    if (socket.readyState !== OPEN) return false
+    if (socket.bufferedAmount > this.core.config.maxBufferedBytes) {
+      this.closeSlowReader()
+      return false
+    }
+    socket.send(frame)
+    this.core.stats.messagesOut++
+    if (this.debug) this.log.debug({ frame: typeof frame === 'string' ? frame : frame.toString() }, 'wsx frame sent')
+    return true
+  }
+
+  /** Group/bus delivery: the same Buffer for every member. */
+  deliver (frame: Buffer): void {
+    this.sendRaw(frame)
+  }
+
+  send<K extends keyof WsxEventMap & string> (action: K, data: WsxEventMap[K]): boolean {
+    return this.sendRaw(eventFrame(action, data))
+  }
+
+  join (group: string): Promise<void> {
+    return this.core.groups.join(this as never, group).then(() => this.core.presence?.add(group, this.id, this.userKey ?? this.id))
+  }
+
+  leave (group: string): Promise<void> {
+    return this.core.groups.leave(this as never, group).then(() => this.core.presence?.remove(group, this.id))
+  }
+
+  close (code: number = CloseCode.normal, reason = ''): void {
+    if (this.closed) return
+    this.closed = true
+    try {
+      this.socket.close(code, reason)
+    } catch {
+      this.socket.terminate()
+    }
+  }
+
+  /** Called by the core's heartbeat interval. */
+  heartbeat (): void {
+    if (this.missedPongs >= 2) {
+      this.socket.terminate()
+      return
+    }
+    this.missedPongs++
+    if (this.socket.readyState === OPEN) this.socket.ping()
+  }
+
+  private closeSlowReader (): void {
+    if (this.closed) return
+    this.close(CloseCode.tryAgainLater, 'Reading too slowly')
+    // the close frame waits behind the unread backlog; don't wait for it forever
+    setTimeout(() => this.socket.terminate(), SLOW_READER_GRACE_MS).unref()
+  }
+
+  private onClose (code: number): void {
+    this.closed = true
+    this.queue.length = 0
+    for (const timer of Object.values(this.timers)) if (timer) clearTimeout(timer)
+    this.core.removed(this)
+    this.core.stats.connectionClosed(this.route.url, code)
+    const groups = [...this.groupSet]
+    this.core.groups.leaveAll(this).catch(() => {})
+    for (const g of groups) this.core.presence?.remove(g, this.id).catch(() => {})
+    this.runHook('onDisconnect', code)
+  }
+
+  private runHook (name: 'onConnect' | 'onAuthenticated' | 'onDisconnect', code?: number): void {
+    const hook = this.route.options[name] as ((this: unknown, conn: unknown, code?: number) => unknown) | undefined
+    if (!hook) return
+    try {
+      Promise.resolve(hook.call(this.route.instance, this, code)).catch((err: unknown) => this.log.error({ err }, `wsx ${name} hook failed`))
+    } catch (err) {
+      this.log.error({ err }, `wsx ${name} hook failed`)
+    }
+  }
+}

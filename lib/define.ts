@@ -1,0 +1,40 @@
+// Identity helpers whose only job is type inference: each action's `msg.data` and return
+// type come from its own TypeBox schemas, without classes or casts.
+import type { TSchema } from '@sinclair/typebox'
+import type { ActionOptions, AnyAction, AnyChannel, ChannelOptions } from '../types/route.js'
+import type { RouteOptions } from '../types/options.js'
+
+/**
+ * Declares one action with `data` and the reply typed from its schemas.
+ * @example
+ * 'chat.send': action({
+ *   request: Type.Object({ text: Type.String() }),
+ *   response: Type.Object({ text: Type.String() }),
+ *   handler: async (msg) => ({ text: msg.data.text })
+ * })
+ */
+export function action<
+  Req extends TSchema | undefined = undefined,
+  Res extends TSchema | undefined = undefined,
+  const Pub extends boolean = false,
+  Obj = undefined
+> (def: ActionOptions<Req, Res, Pub, Obj>): ActionOptions<Req, Res, Pub, Obj> {
+  return def
+}
+
+/** Declares a channel with `params` typed from its schema. */
+export function defineChannel<P extends TSchema> (def: ChannelOptions<P>): ChannelOptions<P> {
+  return def
+}
+
+/**
+ * Declares a route outside a plugin, so its type can be shared with the typed client:
+ * `createClient<typeof chatRoute>(url)`. Pass it to `scope.wsx.route()`.
+ */
+export function defineRoute<
+  const A extends Record<string, AnyAction>,
+  const C extends Record<string, AnyChannel> = Record<never, AnyChannel>,
+  const E extends Record<string, TSchema> = Record<never, TSchema>
+> (def: RouteOptions<A, C, E>): RouteOptions<A, C, E> {
+  return def
+}

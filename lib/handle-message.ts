@@ -1,0 +1,198 @@
+// The ordered stages of one inbound frame (PROTOCOL §4):
+// decode → envelope → auth gate → throttles → request schema → permissions → hooks →
+// handler → response schema → send. The first stage that fails answers; the handler never
+// runs for a message that failed an earlier one. Errors take one path: toWireError().
+import type { RawData } from 'ws'
+import type { FastifyInstance } from 'fastify'
+import type { Connection } from './connection.js'
+import type { CompiledAction } from './route.js'
+import { decodeFrame } from './codec.js'
+import { errorFrame, okFrame, parseEnvelope, salvageId, type Envelope, type MessageId } from './envelope.js'
+import { WsxError, toWireError } from './errors.js'
+import { BuiltinAction, CloseCode, ErrorCode } from './protocol.js'
+import { toFields } from './validation.js'
+import { runChain } from './hooks.js'
+import { createReplyShim, createRequestView } from './request-view.js'
+import { authorize } from './handshake.js'
+import { subscribeChannel, unsubscribeChannel } from './channels.js'
+import { checkThrottles, checkFlood } from './throttle.js'
+import { Message } from './message.js'
+
+const PONG = '{"pong":true}'
+
+function toText (data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8')
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8')
+  return Buffer.from(data).toString('utf8')
+}
+
+/** Synchronous front half: decode and parse; then the async stages run with a slot held. */
+export function dispatchFrame (conn: Connection, data: RawData, binary: boolean): void {
+  conn.core.stats.messagesIn++
+  if (binary) {
+    // PROTOCOL §1: JSON routes take text frames only
+    conn.close(conn.authenticated ? CloseCode.unsupportedData : CloseCode.badFrame, 'Binary frames are not accepted')
+    return
+  }
+  const text = toText(data)
+  if (text.length > conn.route.maxPayload) {
+    conn.close(CloseCode.messageTooBig, 'Message too big')
+    return
+  }
+  let decoded: unknown
+  let env: Envelope
+  try {
+    decoded = decodeFrame(text, conn.core.config.maxDepth)
+    env = parseEnvelope(decoded)
+  } catch (err) {
+    onBadFrame(conn, err instanceof WsxError ? err : new WsxError(ErrorCode.parse, 'The frame is not valid JSON.'), salvageId(decoded!))
+    return
+  }
+  conn.badFrames = 0
+  if (conn.debug && !conn.core.config.logIgnore.has(env.action)) {
+    conn.log.debug({ action: env.action, id: env.id, trace_id: env.trace_id }, 'wsx frame received')
+  }
+  // socket.authorize is a barrier: nothing after it starts until it has finished
+  const isBarrier = env.action === BuiltinAction.authorize
+  if (isBarrier) conn.barrier = true
+  conn.inflight++
+  handleEnvelope(conn, env).catch((err: unknown) => {
+    // handleEnvelope answers its own errors; this only guards against a bug in it
+    conn.log.error({ err, trace_id: env.trace_id }, 'wsx: unexpected failure in the message loop')
+  }).finally(() => {
+    conn.inflight--
+    if (isBarrier) conn.barrier = false
+    conn.pump()
+  })
+}
+
+/** Before authentication a bad frame closes 4400; after it, 10 in a row do (configurable). */
+function onBadFrame (conn: Connection, error: WsxError, id: MessageId): void {
+  conn.core.stats.outcome('(invalid)', error.code)
+  if (!conn.authenticated) {
+    conn.close(CloseCode.badFrame, 'Bad frame before authentication')
+    return
+  }
+  conn.sendRaw(errorFrame(id, error.toWire()))
+  if (++conn.badFrames >= conn.core.config.maxBadFrames) conn.close(CloseCode.badFrame, 'Too many bad frames')
+}
+
+export function replyError (conn: Connection, env: Envelope, error: WsxError): void {
+  conn.core.stats.outcome(env.action, error.code)
+  conn.sendRaw(errorFrame(env.id, error.toWire(), env.trace_id))
+}
+
+async function handleEnvelope (conn: Connection, env: Envelope): Promise<void> {
+  try {
+    switch (env.action) {
+      case BuiltinAction.ping:
+        if (env.id !== null) conn.sendRaw(okFrame(env.id, PONG, env.trace_id))
+        conn.core.stats.outcome(env.action, 'ok')
+        return
+      case BuiltinAction.authorize:
+        await authorize(conn, env)
+        return
+      case BuiltinAction.subscribe:
+      case BuiltinAction.unsubscribe:
+        if (!gate(conn, env, null)) return
+        await (env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
+        return
+    }
+    const action = conn.route.actions.get(env.action)
+    if (!gate(conn, env, action)) return
+    await runAction(conn, env, action!)
+  } catch (err) {
+    const { error, internal } = toWireError(err)
+    if (internal) conn.log.error({ err, trace_id: env.trace_id, action: env.action }, 'wsx handler failed')
+    replyError(conn, env, error)
+  }
+}
+
+/**
+ * The fail-closed gate: before authentication, a protected or unknown action answers
+ * not_authenticated (an unauthenticated peer cannot tell them apart); after it, unknown
+ * is not_found. Returns false when it answered.
+ */
+function gate (conn: Connection, env: Envelope, action: CompiledAction | null | undefined): boolean {
+  const builtin = action === null
+  const isPublic = action?.public === true
+  if ((!conn.authenticated || conn.expired) && !isPublic) {
+    if (!conn.authenticated && conn.route.handshake?.strict) {
+      conn.close(CloseCode.notAuthenticated, 'Not authenticated')
+      return false
+    }
+    replyError(conn, env, new WsxError(ErrorCode.notAuthenticated))
+    return false
+  }
+  if (!builtin && !action) {
+    replyError(conn, env, new WsxError(ErrorCode.notFound))
+    return false
+  }
+  return true
+}
+
+async function runAction (conn: Connection, env: Envelope, action: CompiledAction): Promise<void> {
+  const instance = conn.route.instance as FastifyInstance
+  // throttles
+  if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+  if (action.throttles.length > 0) {
+    const retryMs = await checkThrottles(conn, env, action)
+    if (retryMs > 0) return throttledAnswer(conn, env, retryMs)
+  }
+  conn.throttledInARow = 0
+
+  // request schema
+  if (action.validate && !action.validate(env.data)) {
+    const fields = toFields(action.validate.errors)
+    return replyError(conn, env, new WsxError(ErrorCode.validation, 'Invalid input.', { fields }))
+  }
+
+  const msg = new Message(env, conn)
+  // object-level permissions: the object is loaded once and every check sees it
+  if (action.loadObject) msg.object = await action.loadObject.call(instance, msg as never, conn as never)
+  for (const permission of action.permissions) {
+    if (await permission.call(instance, msg as never, conn as never) !== true) {
+      return replyError(conn, env, new WsxError(ErrorCode.permissionDenied))
+    }
+  }
+  if (action.preHandler.length > 0) {
+    const request = createRequestView(conn.viewSource(), { body: env.data })
+    const reply = createReplyShim(request, msg.log)
+    const outcome = await runChain(action.preHandler, instance, request, reply)
+    if (!outcome.ok) {
+      if (outcome.error !== undefined) throw outcome.error
+      const { error } = toWireError({ statusCode: outcome.status, message: typeof reply.payload === 'string' ? reply.payload : undefined })
+      return replyError(conn, env, error)
+    }
+  }
+
+  const started = performance.now()
+  const result = await action.handler.call(instance, msg as never, conn as never)
+  conn.core.stats.handlerTook(performance.now() - started)
+
+  if (env.id === null) {
+    conn.core.stats.outcome(env.action, 'ok')
+    return
+  }
+  conn.sendRaw(okFrame(env.id, serializeResult(conn, env, action, result), env.trace_id))
+  conn.core.stats.outcome(env.action, 'ok')
+}
+
+/** The response schema is a contract: a result that breaks it is a server_error, logged. */
+function serializeResult (conn: Connection, env: Envelope, action: CompiledAction, result: unknown): string {
+  if (action.serialize) {
+    if (!action.validateResponse!(result)) {
+      const err = new Error(`response of ${action.name} does not match its schema`)
+      conn.log.error({ err, trace_id: env.trace_id, fields: toFields(action.validateResponse!.errors) }, 'wsx response failed its schema')
+      throw new WsxError(ErrorCode.server)
+    }
+    return action.serialize(result)
+  }
+  return JSON.stringify(result === undefined ? null : result)
+}
+
+function throttledAnswer (conn: Connection, env: Envelope, retryMs: number): void {
+  conn.core.stats.throttled++
+  replyError(conn, env, new WsxError(ErrorCode.throttled, undefined, { retryAfter: Math.max(1, Math.ceil(retryMs / 1000)) }))
+  if (++conn.throttledInARow >= conn.core.config.maxThrottledInARow) conn.close(CloseCode.tooManyMessages, 'Too many messages')
+}

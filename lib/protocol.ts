@@ -1,0 +1,73 @@
+// The wire vocabulary of PROTOCOL.md in one place: built-in actions, error codes,
+// close codes and the subprotocol. Nothing else in the code spells these strings.
+
+export const SUBPROTOCOL = 'wsx.v1'
+
+/** Built-in actions, always available and allowed before authentication. */
+export const BuiltinAction = {
+  authorize: 'socket.authorize',
+  ping: 'socket.ping',
+  subscribe: 'channel.subscribe',
+  unsubscribe: 'channel.unsubscribe'
+} as const
+
+/** Frames the server sends outside replies. */
+export const ServerEvent = {
+  handshake: 'socket.handshake',
+  authorized: 'socket.authorized',
+  expired: 'socket.expired',
+  resync: 'socket.resync'
+} as const
+
+/** Error codes of PROTOCOL §4, named as Django REST Framework names them. */
+export const ErrorCode = {
+  parse: 'parse_error',
+  notAuthenticated: 'not_authenticated',
+  authenticationFailed: 'authentication_failed',
+  locked: 'locked',
+  permissionDenied: 'permission_denied',
+  notFound: 'not_found',
+  throttled: 'throttled',
+  validation: 'validation_error',
+  server: 'server_error'
+} as const
+export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
+
+/** Close codes of PROTOCOL §7. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  unsupportedData: 1003,
+  policyViolation: 1008,
+  messageTooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+  badFrame: 4400,
+  notAuthenticated: 4401,
+  forbidden: 4403,
+  lockedOut: 4408,
+  tooManyMessages: 4429
+} as const
+export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
+
+/** Generic details: what a client may read. Never an internal message. */
+export const Detail = {
+  parse_error: 'Malformed request.',
+  not_authenticated: 'Authentication credentials were not provided.',
+  authentication_failed: 'Invalid token.',
+  locked: 'Too many failed attempts; try again later.',
+  permission_denied: 'You do not have permission to perform this action.',
+  not_found: 'Unknown action.',
+  throttled: 'Request was throttled.',
+  validation_error: 'Invalid input.',
+  server_error: 'A server error occurred.'
+} as const satisfies Record<ErrorCode, string>
+
+/** action: dotted parts of [A-Za-z0-9_], at most 128 characters (PROTOCOL §4). */
+export const ACTION_PATTERN = /^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$/
+export const MAX_ACTION_LENGTH = 128
+export const MAX_ID_LENGTH = 128
+export const MAX_TRACE_ID_LENGTH = 128
+
+/** Group names: no mqemitter (`+`, `#`, `/`) or Redis glob (`*?[]\`) characters can pass. */
+export const GROUP_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/

@@ -1,0 +1,238 @@
+// Builds everything one route needs at boot (fastify's lib/context.js idea): the action
+// map with compiled validators and serializers, strategy lists, throttles and the
+// prebuilt first frames. The hot path only reads fields from the result.
+import type { FastifyInstance } from 'fastify'
+import type { TSchema } from '@sinclair/typebox'
+import { errors } from './errors.js'
+import { ACTION_PATTERN, BuiltinAction, MAX_ACTION_LENGTH, ServerEvent } from './protocol.js'
+import { compileSerializer, compileValidator, isTypeBox, type Serializer, type Validator } from './validation.js'
+import { checkHandshake, checkOrigins, checkThrottle, type WsxConfig } from './config.js'
+import { isHandshakeOnly } from './hooks.js'
+import { eventFrame } from './envelope.js'
+import { toMilliseconds } from './duration.js'
+import type { AnyAction, AnyChannel, ThrottleOptions, WsxHook, Permission } from '../types/route.js'
+import type { HandshakeOptions, RouteOptions } from '../types/options.js'
+import type { WsxConnection, WsxMessage } from '../types/route.js'
+
+export interface CompiledThrottle {
+  bucket: string
+  max: number
+  windowMs: number
+  key: ThrottleOptions['key']
+}
+
+export interface CompiledAction {
+  name: string
+  public: boolean
+  validate: Validator | null
+  validateResponse: Validator | null
+  serialize: Serializer | null
+  loadObject: AnyAction['loadObject'] | null
+  permissions: Permission[]
+  preHandler: WsxHook[]
+  throttles: CompiledThrottle[]
+  silent: boolean
+  handler: AnyAction['handler']
+  summary?: string
+  description?: string
+  request?: TSchema
+  response?: TSchema
+}
+
+export interface CompiledChannel {
+  name: string
+  params: TSchema
+  validate: Validator
+  authorize: AnyChannel['authorize'] | null
+  group: (params: Record<string, unknown>) => string
+  events?: Record<string, TSchema>
+  summary?: string
+}
+
+export interface RouteContext {
+  url: string
+  instance: FastifyInstance
+  options: RouteOptions
+  actions: Map<string, CompiledAction>
+  publicNames: string[]
+  /** strategies tried at the upgrade (handshake-only ones left out) */
+  upgradeStrategies: WsxHook[]
+  /** strategies tried on a `socket.authorize` token */
+  handshakeStrategies: WsxHook[]
+  handshake: Required<HandshakeOptions> | null
+  channels: Map<string, CompiledChannel>
+  origins: string[] | '*' | null
+  requireOrigin: boolean
+  maxPayload: number
+  messageRateLimit: { max: number, windowMs: number } | null
+  tokenQueryParam: string | null
+  groups: ((conn: WsxConnection) => string | string[] | undefined) | null
+  handshakeFrame: string
+  authorizedFrame: string
+}
+
+const routeOptionKeys = new Set([
+  'url', 'schema', 'authenticate', 'handshake', 'actions', 'channels', 'events', 'groups', 'origins', 'requireOrigin',
+  'connectionRateLimit', 'tokenQueryParam', 'maxPayload', 'messageRateLimit', 'onConnect', 'onAuthenticated',
+  'onDisconnect', 'summary', 'description'
+])
+const actionOptionKeys = new Set([
+  'public', 'request', 'response', 'summary', 'description', 'loadObject', 'permissions', 'preHandler', 'throttle', 'silent', 'handler'
+])
+const channelOptionKeys = new Set(['params', 'authorize', 'group', 'events', 'summary'])
+const builtinNames = new Set<string>(Object.values(BuiltinAction))
+
+function asArray<T> (value: T | T[] | undefined | null): T[] {
+  if (value === undefined || value === null) return []
+  return Array.isArray(value) ? value : [value]
+}
+
+function checkSchema (schema: unknown, part: string, action: string, url: string): TSchema | null {
+  if (schema === undefined) return null
+  if (!isTypeBox(schema)) throw new errors.WSX_ERR_SCHEMA_NOT_TYPEBOX(part, action, url)
+  return schema
+}
+
+function compileThrottles (value: AnyAction['throttle'], name: string, url: string): CompiledThrottle[] {
+  if (value === false || value === undefined) return []
+  return asArray(value).map((t, i) => {
+    checkThrottle(t, `throttle of "${name}" on ${url}`)
+    const key = t.key ?? 'user'
+    if (typeof key !== 'function' && key !== 'user' && key !== 'ip' && key !== 'connection') {
+      throw new errors.WSX_ERR_ACTION_INVALID(name, url, 'throttle.key must be user, ip, connection or a function')
+    }
+    return { bucket: t.name ?? (i === 0 ? name : `${name}#${i}`), max: t.max, windowMs: toMilliseconds(t.timeWindow ?? 60_000), key }
+  })
+}
+
+function compileAction (name: string, def: AnyAction, url: string): CompiledAction {
+  if (name.length > MAX_ACTION_LENGTH || !ACTION_PATTERN.test(name)) throw new errors.WSX_ERR_ACTION_NAME(name, url)
+  if (builtinNames.has(name)) throw new errors.WSX_ERR_ACTION_RESERVED(name, url)
+  if (typeof def !== 'object' || def === null) throw new errors.WSX_ERR_ACTION_INVALID(name, url, 'must be an object')
+  for (const key of Object.keys(def)) {
+    if (!actionOptionKeys.has(key)) throw new errors.WSX_ERR_ACTION_INVALID(name, url, `unknown option "${key}"`)
+  }
+  if (typeof def.handler !== 'function') throw new errors.WSX_ERR_ACTION_INVALID(name, url, 'handler must be a function')
+  const permissions = asArray(def.permissions)
+  const preHandler = asArray(def.preHandler)
+  if ([...permissions, ...preHandler].some((f) => typeof f !== 'function')) {
+    throw new errors.WSX_ERR_ACTION_INVALID(name, url, 'permissions and preHandler take functions')
+  }
+  const request = checkSchema(def.request, 'request', name, url)
+  const response = checkSchema(def.response, 'response', name, url)
+  const compiled: CompiledAction = {
+    name,
+    public: def.public === true,
+    validate: request ? compileValidator(request, `${url} ${name}`) : null,
+    validateResponse: response ? compileValidator(response, `${url} ${name} response`) : null,
+    serialize: response ? compileSerializer(response, `${url} ${name}`) : null,
+    loadObject: def.loadObject ?? null,
+    permissions: permissions as Permission[],
+    preHandler,
+    throttles: compileThrottles(def.throttle, name, url),
+    silent: def.silent === true,
+    handler: def.handler
+  }
+  if (def.summary) compiled.summary = def.summary
+  if (def.description) compiled.description = def.description
+  if (request) compiled.request = request
+  if (response) compiled.response = response
+  return compiled
+}
+
+function defaultChannelGroup (name: string) {
+  return (params: Record<string, unknown>) => [name, ...Object.keys(params).sort().map((k) => String(params[k]))].join(':')
+}
+
+function compileChannel (name: string, def: AnyChannel, url: string): CompiledChannel {
+  if (!ACTION_PATTERN.test(name) || name.length > 64) throw new errors.WSX_ERR_CHANNEL_INVALID(name, url, 'names are [A-Za-z0-9_.] up to 64 characters')
+  if (typeof def !== 'object' || def === null) throw new errors.WSX_ERR_CHANNEL_INVALID(name, url, 'must be an object')
+  for (const key of Object.keys(def)) {
+    if (!channelOptionKeys.has(key)) throw new errors.WSX_ERR_CHANNEL_INVALID(name, url, `unknown option "${key}"`)
+  }
+  if (!isTypeBox(def.params)) throw new errors.WSX_ERR_SCHEMA_NOT_TYPEBOX('params', `channel ${name}`, url)
+  if (def.authorize !== undefined && typeof def.authorize !== 'function') throw new errors.WSX_ERR_CHANNEL_INVALID(name, url, 'authorize must be a function')
+  if (def.group !== undefined && typeof def.group !== 'function') throw new errors.WSX_ERR_CHANNEL_INVALID(name, url, 'group must be a function')
+  const compiled: CompiledChannel = {
+    name,
+    params: def.params,
+    validate: compileValidator(def.params, `${url} channel ${name}`),
+    authorize: def.authorize ?? null,
+    group: (def.group as CompiledChannel['group'] | undefined) ?? defaultChannelGroup(name)
+  }
+  if (def.events) compiled.events = def.events
+  if (def.summary) compiled.summary = def.summary
+  return compiled
+}
+
+/** Checks route options and compiles the route; throws coded errors at boot. */
+export function compileRoute (instance: FastifyInstance, opts: RouteOptions, fullUrl: string, config: WsxConfig): RouteContext {
+  if (typeof opts !== 'object' || opts === null) throw new errors.WSX_ERR_ROUTE_INVALID('(unknown)', 'options must be an object')
+  const url = fullUrl
+  for (const key of Object.keys(opts)) {
+    if (!routeOptionKeys.has(key)) throw new errors.WSX_ERR_ROUTE_UNKNOWN_OPTION(key, url)
+  }
+  if (typeof opts.actions !== 'object' || opts.actions === null) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'actions must be an object')
+
+  const actions = new Map<string, CompiledAction>()
+  for (const [name, def] of Object.entries(opts.actions)) {
+    if (actions.has(name)) throw new errors.WSX_ERR_ACTION_DUPLICATED(name, url)
+    actions.set(name, compileAction(name, def, url))
+  }
+  const channels = new Map<string, CompiledChannel>()
+  for (const [name, def] of Object.entries(opts.channels ?? {})) channels.set(name, compileChannel(name, def, url))
+
+  const strategies = asArray(opts.authenticate)
+  if (strategies.some((s) => typeof s !== 'function')) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'authenticate takes Fastify hook functions')
+  const needsAuth = [...actions.values()].some((a) => !a.public) || channels.size > 0
+  if (needsAuth && strategies.length === 0) throw new errors.WSX_ERR_ROUTE_NO_AUTH(url)
+
+  for (const part of ['params', 'querystring'] as const) {
+    const schema = opts.schema?.[part]
+    if (schema !== undefined && !isTypeBox(schema)) throw new errors.WSX_ERR_SCHEMA_NOT_TYPEBOX(part, 'the upgrade', url)
+  }
+  for (const [event, schema] of Object.entries(opts.events ?? {})) {
+    if (!isTypeBox(schema)) throw new errors.WSX_ERR_SCHEMA_NOT_TYPEBOX('event', event, url)
+  }
+
+  const handshake = opts.handshake === false ? null : checkHandshake(opts.handshake, config.handshake, `handshake of ${url}`)
+  const publicNames = [...actions.values()].filter((a) => a.public).map((a) => a.name)
+  const mrl = opts.messageRateLimit === undefined ? config.messageRateLimit : opts.messageRateLimit
+  if (opts.tokenQueryParam !== undefined && (typeof opts.tokenQueryParam !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(opts.tokenQueryParam))) {
+    throw new errors.WSX_ERR_ROUTE_INVALID(url, 'tokenQueryParam must be a query parameter name')
+  }
+  if (opts.groups !== undefined && typeof opts.groups !== 'function') throw new errors.WSX_ERR_ROUTE_INVALID(url, 'groups must be a function')
+  for (const hook of ['onConnect', 'onAuthenticated', 'onDisconnect'] as const) {
+    if (opts[hook] !== undefined && typeof opts[hook] !== 'function') throw new errors.WSX_ERR_ROUTE_INVALID(url, `${hook} must be a function`)
+  }
+
+  return {
+    url,
+    instance,
+    options: opts,
+    actions,
+    publicNames,
+    upgradeStrategies: strategies.filter((s) => !isHandshakeOnly(s)),
+    handshakeStrategies: strategies,
+    handshake,
+    channels,
+    origins: opts.origins === undefined ? config.origins : checkOrigins(opts.origins, `origins of ${url}`),
+    requireOrigin: opts.requireOrigin === true,
+    maxPayload: opts.maxPayload ?? config.maxPayload,
+    messageRateLimit: mrl === false ? null : { max: checkThrottle(mrl, `messageRateLimit of ${url}`).max, windowMs: toMilliseconds(mrl.timeWindow ?? 60_000) },
+    tokenQueryParam: opts.tokenQueryParam ?? null,
+    groups: (opts.groups as RouteContext['groups']) ?? null,
+    handshakeFrame: handshake
+      ? eventFrame(ServerEvent.handshake, {
+        authorize: BuiltinAction.authorize,
+        attempts: handshake.attempts,
+        lock_seconds: handshake.lockSeconds,
+        timeout_seconds: handshake.timeoutSeconds,
+        allow_unauth: publicNames
+      })
+      : '',
+    authorizedFrame: eventFrame(ServerEvent.authorized, { authenticated: true, via: 'upgrade' })
+  }
+}
+
+export type { WsxMessage }

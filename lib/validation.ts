@@ -1,0 +1,54 @@
+// Request and response schemas compiled once, at boot, with Fastify's own compilers
+// (@fastify/ajv-compiler for validation, fast-json-stringify for serialization).
+import { AjvCompiler } from '@fastify/ajv-compiler'
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
+import { KindGuard, type TSchema } from '@sinclair/typebox'
+
+export interface SchemaError { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
+export type Validator = ((data: unknown) => boolean) & { errors?: SchemaError[] | null }
+export type Serializer = (data: unknown) => string
+
+// WebSocket data is typed JSON, so unlike HTTP querystrings nothing is coerced; extra
+// keys on `additionalProperties: false` objects are refused rather than stripped, and all
+// errors are reported so a client can fix every field at once (frames are size-capped).
+const messageAjvOptions = { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: true }
+const buildValidatorCompiler = AjvCompiler()({}, { customOptions: messageAjvOptions } as never) as
+  (route: { schema: unknown, method: string, url: string, httpPart: string }) => Validator
+const buildSerializerCompiler = SerializerSelector()({}, {}) as (route: { schema: unknown, method: string, url: string, httpStatus: string }) => Serializer
+
+export function isTypeBox (schema: unknown): schema is TSchema {
+  return KindGuard.IsSchema(schema)
+}
+
+export function compileValidator (schema: TSchema, name: string): Validator {
+  return buildValidatorCompiler({ schema, method: 'WS', url: name, httpPart: 'body' })
+}
+
+export function compileSerializer (schema: TSchema, name: string): Serializer {
+  return buildSerializerCompiler({ schema, method: 'WS', url: name, httpStatus: '200' })
+}
+
+/** Ajv errors → PROTOCOL §4 `fields`: dotted paths (`items.0.name`), `""` for the root. */
+export function toFields (errs: SchemaError[] | null | undefined): Record<string, string[]> {
+  const fields: Record<string, string[]> = {}
+  for (const e of errs ?? []) {
+    let path = e.instancePath.slice(1).split('/').map(unescapePointer).join('.')
+    const child = e.keyword === 'required'
+      ? e.params.missingProperty
+      : e.keyword === 'additionalProperties' ? e.params.additionalProperty : undefined
+    if (typeof child === 'string') path = path ? `${path}.${child}` : child
+    const message = e.keyword === 'additionalProperties' ? 'Unknown field.' : capitalise(e.message ?? 'Invalid value.')
+    const list = fields[path] ??= []
+    if (!list.includes(message)) list.push(message)
+  }
+  return fields
+}
+
+function unescapePointer (part: string): string {
+  return part.replace(/~1/g, '/').replace(/~0/g, '~')
+}
+
+function capitalise (s: string): string {
+  const text = s.charAt(0).toUpperCase() + s.slice(1)
+  return text.endsWith('.') ? text : text + '.'
+}

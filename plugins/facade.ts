@@ -1,0 +1,176 @@
+// `app.wsx`: the decorator every scope sees. It is a getter, so `scope.wsx.route()`
+// declares the route in *that* encapsulated context (its decorators, hooks, prefix).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TSchema } from '@sinclair/typebox'
+import type { WebSocket } from 'ws'
+import type { Core } from '../lib/core.js'
+import type { Bus } from '../lib/bus.js'
+import { compileRoute, type CompiledChannel, type RouteContext } from '../lib/route.js'
+import { Connection } from '../lib/connection.js'
+import { WsxSocket } from '../lib/socket.js'
+import { eventFrame } from '../lib/envelope.js'
+import { errors } from '../lib/errors.js'
+import { CloseCode } from '../lib/protocol.js'
+import { assertGroupName } from '../lib/groups.js'
+import { authenticateUpgrade, capacityCheck, kUpgradeUser, originCheck, redactingReqSerializer } from './upgrade.js'
+import type { RouteOptions } from '../types/options.js'
+import type { AnyAction, AnyChannel, WsxConnection } from '../types/route.js'
+import type { WsxEventMap } from '../types/registry.js'
+import type { WsxStatsSnapshot } from '../lib/stats.js'
+
+export interface WsxShared {
+  core: Core
+  bus: Bus
+  routes: RouteContext[]
+  channels: Map<string, CompiledChannel>
+  /** awaits every instance's answer to a control request (user push/disconnect) */
+  request: (kind: string, payload: Record<string, unknown>) => Promise<number>
+}
+
+export interface BroadcastOptions {
+  /** a connection (or its id) that should not receive it: exclude-sender */
+  exclude?: WsxConnection<unknown> | string
+}
+
+/** The route handle `app.wsx.route()` returns: the options, typed, for clients and docs. */
+export type WsxRoute<R> = R
+
+export class WsxFacade {
+  private readonly instance: FastifyInstance
+  private readonly shared: WsxShared
+
+  constructor (instance: FastifyInstance, shared: WsxShared) {
+    this.instance = instance
+    this.shared = shared
+  }
+
+  /**
+   * Declares a WebSocket route with actions. Fails at boot on bad options.
+   * @example
+   * scope.wsx.route({ url: '/ws/chat/:room', authenticate: [scope.authenticate], actions: { 'chat.send': action({ ... }) } })
+   */
+  route<const A extends Record<string, AnyAction>, const C extends Record<string, AnyChannel> = Record<never, AnyChannel>, const E extends Record<string, TSchema> = Record<never, TSchema>> (
+    opts: RouteOptions<A, C, E>
+  ): RouteOptions<A, C, E> {
+    const { core } = this.shared
+    const fullUrl = joinUrl(this.instance.prefix, opts?.url)
+    const route = compileRoute(this.instance, opts as unknown as RouteOptions, fullUrl, core.config)
+    this.registerChannels(route)
+    this.shared.routes.push(route)
+    const crl = opts.connectionRateLimit === undefined ? core.config.connectionRateLimit : opts.connectionRateLimit
+    this.instance.route({
+      method: 'GET',
+      url: opts.url,
+      schema: { ...(opts.schema?.params && { params: opts.schema.params }), ...(opts.schema?.querystring && { querystring: opts.schema.querystring }) },
+      onRequest: [originCheck(route), capacityCheck(core)],
+      preValidation: [authenticateUpgrade(route)],
+      ...(route.tokenQueryParam && { logSerializers: { req: redactingReqSerializer(route.tokenQueryParam) } }),
+      config: { rateLimit: crl === false ? false : { max: crl.max, timeWindow: crl.timeWindow ?? 10_000 } } as never,
+      handler: upgradeRequired,
+      wsHandler: function wsxHandler (socket: WebSocket, request: FastifyRequest) {
+        const conn = new Connection(socket, request, route, core)
+        conn.start((request as unknown as Record<symbol, unknown>)[kUpgradeUser])
+      }
+    } as never)
+    return opts
+  }
+
+  /**
+   * Declares a route with no envelope: the handler drives the socket (receive / iterate /
+   * send text, bytes, JSON; close with a code). Runs the scope's hooks at the upgrade.
+   */
+  socket (url: string, handler: (this: FastifyInstance, socket: WsxSocket) => unknown, opts: { schema?: { params?: TSchema, querystring?: TSchema } } = {}): void {
+    const core = this.shared.core
+    const log = this.instance.log
+    this.instance.route({
+      method: 'GET',
+      url,
+      schema: { ...opts.schema },
+      onRequest: [capacityCheck(core)],
+      handler: upgradeRequired,
+      wsHandler: function wsxSocketHandler (this: FastifyInstance, ws: WebSocket, request: FastifyRequest) {
+        const socket = new WsxSocket(ws, request)
+        Promise.resolve().then(() => handler.call(this, socket)).catch((err: unknown) => {
+          log.error({ err }, 'wsx socket handler failed')
+          socket.close(CloseCode.internalError, 'Internal error')
+        })
+      }
+    } as never)
+  }
+
+  /**
+   * Sends an event to every member of a group, on every instance. Serialized once.
+   * @example await app.wsx.broadcast('room:general', 'chat.message', { text: 'hi' })
+   */
+  broadcast<K extends keyof WsxEventMap & string> (group: string, action: K, data: WsxEventMap[K], opts: BroadcastOptions = {}): Promise<void> {
+    assertGroupName(group)
+    const exclude = typeof opts.exclude === 'string' ? opts.exclude : opts.exclude?.id
+    this.shared.core.stats.busPublished++
+    return this.shared.core.groups.broadcast(group, eventFrame(action, data), exclude === undefined ? undefined : { exclude })
+  }
+
+  /** Sends an event to a channel's subscribers; the frame carries `channel` and `params`. */
+  publish<K extends keyof WsxEventMap & string> (channel: string, params: Record<string, unknown>, action: K, data: WsxEventMap[K], opts: BroadcastOptions = {}): Promise<void> {
+    const def = this.shared.channels.get(channel)
+    if (!def) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'no route declares this channel')
+    if (!def.validate(params)) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'params do not match the channel schema')
+    const exclude = typeof opts.exclude === 'string' ? opts.exclude : opts.exclude?.id
+    this.shared.core.stats.busPublished++
+    return this.shared.core.groups.broadcast(def.group(params), eventFrame(action, data, { channel, params }), exclude === undefined ? undefined : { exclude })
+  }
+
+  /** Pushes an event to every connection of a user (all devices), on every instance. */
+  async sendToUser<K extends keyof WsxEventMap & string> (user: string, action: K, data: WsxEventMap[K]): Promise<number> {
+    return this.shared.request('user-send', { user, frame: eventFrame(action, data) })
+  }
+
+  /** Closes every connection of a user (4403 by default), on every instance; resolves how many. */
+  async disconnectUser (user: string, opts: { code?: number, reason?: string } = {}): Promise<number> {
+    return this.shared.request('user-close', { user, code: opts.code ?? CloseCode.forbidden, reason: opts.reason ?? 'Disconnected' })
+  }
+
+  /** Who is in a group, across instances: users with their connection counts, sorted. */
+  async presence (group: string): Promise<Array<{ user: string, connections: number }>> {
+    assertGroupName(group)
+    const presence = this.shared.core.presence
+    if (!presence) throw new errors.WSX_ERR_NOT_READY('presence is not available')
+    return presence.list(group)
+  }
+
+  /** Counters: connections, messages per action and outcome, handler latency, bus state. */
+  stats (): WsxStatsSnapshot {
+    const snap = this.shared.core.stats.snapshot()
+    snap.bus.up = this.shared.bus.up
+    return snap
+  }
+
+  /** Local connections on this instance (read-only view). */
+  get connections (): ReadonlySet<WsxConnection<unknown>> {
+    return this.shared.core.connections as unknown as ReadonlySet<WsxConnection<unknown>>
+  }
+
+  /** The compiled routes, for documentation generators and the playground. */
+  get routes (): readonly RouteContext[] {
+    return this.shared.routes
+  }
+
+  private registerChannels (route: RouteContext): void {
+    for (const [name, channel] of route.channels) {
+      const existing = this.shared.channels.get(name)
+      if (existing && existing.params !== channel.params) {
+        throw new errors.WSX_ERR_CHANNEL_INVALID(name, route.url, 'another route declares a different channel with this name')
+      }
+      this.shared.channels.set(name, channel)
+    }
+  }
+}
+
+/** A plain GET on a WebSocket route. */
+function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {
+  reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This is a WebSocket endpoint.' })
+}
+
+function joinUrl (prefix: string, url: unknown): string {
+  if (typeof url !== 'string' || !url.startsWith('/')) throw new errors.WSX_ERR_ROUTE_INVALID(String(url), 'url must be a string starting with "/"')
+  return (prefix ?? '') + url
+}

@@ -1,0 +1,112 @@
+// Compile-time checks of the typed client (`npx tsc -p tsconfig.json` is the real test: every
+// `@ts-expect-error` below fails the build when its line stops being an error). The checks
+// live in a function that is never called, so no socket is opened; tap only sees one pass.
+import t from 'tap'
+import { WebSocket } from 'ws'
+import { createClient, WsxClientError, type ActionName, type EventName, type ReplyData, type RequestData } from '../../client/index.js'
+import type { chatRoute, plainRoute } from '../fixtures/client-route.js'
+
+type Chat = typeof chatRoute
+
+/** A type-level equality, strict enough to tell `any` from a real type. */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+function assertType<T extends true> (_ok?: T): void {}
+
+assertType<Equals<ActionName<Chat>, 'chat.send' | 'chat.whoami' | 'public.ping' | 'math.add'>>()
+assertType<Equals<RequestData<Chat, 'chat.send'>, { text: string }>>()
+assertType<Equals<ReplyData<Chat, 'chat.send'>, { user: string, text: string }>>()
+// without a response schema, action() fixes the handler type: the reply is unknown, not any
+assertType<Equals<ReplyData<Chat, 'math.add'>, unknown>>()
+assertType<Equals<EventName<Chat>, 'chat.message' | 'room.notice' | 'room.typing'>>()
+assertType<Equals<ActionName<typeof plainRoute>, 'item.get' | 'item.count'>>()
+assertType<Equals<ReplyData<typeof plainRoute, 'item.get'>, { id: number, name: string }>>()
+
+async function typedUsage (): Promise<void> {
+  const c = createClient<Chat>('ws://127.0.0.1/ws/chat/general', { WebSocket, token: async () => 'jwt' })
+
+  // replies are typed, not any
+  const sent: { user: string, text: string } = await c.request('chat.send', { text: 'hi' })
+  // @ts-expect-error the reply is an object, not a number
+  const wrongReply: number = await c.request('chat.send', { text: 'hi' })
+  const sum: unknown = await c.request('math.add', { a: 1, b: 2 })
+  // @ts-expect-error an unknown reply must be narrowed before use
+  const sumAsString: string = await c.request('math.add', { a: 1, b: 2 })
+
+  // a plain-literal route keeps the handler's return type
+  const p = createClient<typeof plainRoute>('ws://127.0.0.1/ws/plain', { WebSocket })
+  const item: { id: number, name: string } = await p.request('item.get', { id: 1 })
+  const count: number = await p.request('item.count')
+  // @ts-expect-error item.get replies an object
+  const itemAsNumber: number = await p.request('item.get', { id: 1 })
+  // @ts-expect-error id is an integer
+  await p.request('item.get', { id: '1' })
+
+  // actions without a request schema take no data (or an empty object)
+  const me = await c.request('chat.whoami')
+  const role: string = me.role
+  await c.request('public.ping', {}, { timeoutMs: 100, traceId: 'abc' })
+  // @ts-expect-error no such field on the whoami reply
+  me.nope.toString()
+
+  // @ts-expect-error unknown action name
+  await c.request('chat.sned', { text: 'hi' })
+  // @ts-expect-error wrong data shape: text must be a string
+  await c.request('chat.send', { text: 42 })
+  // @ts-expect-error wrong data shape: missing text
+  await c.request('chat.send', { body: 'hi' })
+  // @ts-expect-error data is required when the action has a request schema
+  await c.request('chat.send')
+  // @ts-expect-error an action without request schema takes no fields
+  await c.request('chat.whoami', { user: 'x' })
+
+  // events
+  c.on('chat.message', (data, meta) => {
+    const text: string = data.text
+    const room: string = data.room
+    // @ts-expect-error events are typed: no such field
+    data.nope.toString()
+    void [text, room, meta.channel]
+  })
+  c.on('room.typing', (data) => { const who: string = data.user; void who })
+  // @ts-expect-error unknown event name
+  c.on('chat.mesage', () => {})
+  // @ts-expect-error wrong listener data type
+  c.on('room.notice', (data: { count: number }) => { void data })
+
+  // lifecycle events
+  c.on('close', ({ code, reason, willReconnect }) => { const n: number = code; void [n, reason, willReconnect] })
+  c.on('resync', ({ groups }) => { const g: string[] = groups; void g })
+  c.on('reconnecting', ({ attempt, delayMs }) => { void (attempt + delayMs) })
+  c.on('error', (err) => { const e: WsxClientError = err; void e.code })
+
+  // channels
+  const sub = await c.subscribe('room', { room: 'general' }, (event) => {
+    if (event.action === 'chat.message') {
+      const text: string = event.data.text
+      void text
+    } else {
+      const who: string = event.data.user
+      void who
+    }
+    const room: string = event.params.room
+    void room
+  })
+  await sub.unsubscribe()
+  // @ts-expect-error wrong channel params
+  await c.subscribe('room', { rooom: 'general' })
+  // @ts-expect-error params are typed: room is a string
+  await c.subscribe('room', { room: 1 })
+  // @ts-expect-error unknown channel
+  await c.subscribe('lobby', { room: 'general' })
+
+  // the untyped client accepts anything
+  const loose = createClient('ws://127.0.0.1/ws', { WebSocket })
+  await loose.request('any.thing', { x: 1 })
+
+  void [sent, wrongReply, sum, sumAsString, role, item, count, itemAsNumber]
+}
+
+t.test('client types compile (checked by tsc)', async (t) => {
+  t.type(typedUsage, 'function')
+  t.type(WsxClientError, 'function')
+})

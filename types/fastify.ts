@@ -1,0 +1,11 @@
+// Every augmentation fastify-wsx makes to Fastify's types, in one place.
+import type {} from '@fastify/websocket'
+import type {} from '@fastify/rate-limit'
+import type { WsxFacade } from '../plugins/facade.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** fastify-wsx: declare routes, broadcast, push to users, read stats. */
+    wsx: WsxFacade
+  }
+}

@@ -1,0 +1,3 @@
+export type * from './registry.js'
+export type * from './route.js'
+export type * from './options.js'

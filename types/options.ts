@@ -1,0 +1,134 @@
+import type { TSchema } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+import type { AnyAction, AnyChannel, ThrottleOptions, WsxConnection, WsxHook } from './route.js'
+
+/** The in-band handshake (PROTOCOL §3). */
+export interface HandshakeOptions {
+  /** Failed `socket.authorize` attempts before close 4408 and a lock. @default 2 */
+  attempts?: number
+  /** How long the client address stays locked after the last failed attempt. @default 20 */
+  lockSeconds?: number
+  /** Close 4401 when not authenticated this long after open. @default 20 */
+  timeoutSeconds?: number
+  /** Close 4401 on the first protected or unknown action before authentication. @default false */
+  strict?: boolean
+  /** Seconds a client has to refresh after `socket.expired` before close 4401. @default 30 */
+  expiryGraceSeconds?: number
+}
+
+/** A connection limit at the upgrade (PROTOCOL §2), through `@fastify/rate-limit`. */
+export interface ConnectionRateLimit {
+  max: number
+  /** Milliseconds or a string like `'10 seconds'`. @default 10000 */
+  timeWindow?: number | string
+}
+
+/** Options of one WebSocket route declared with `app.wsx.route()`. */
+export interface RouteOptions<
+  A extends Record<string, AnyAction> = Record<string, AnyAction>,
+  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
+  E extends Record<string, TSchema> = Record<string, TSchema>
+> {
+  /** URL pattern, Fastify syntax (`/ws/chat/:room`); the plugin prefix applies. */
+  url: string
+  /** Path params and querystring schemas, validated with coercion at the upgrade (400). */
+  schema?: { params?: TSchema, querystring?: TSchema }
+  /**
+   * Fastify hook functions `(request, reply)`, the same ones the app's HTTP routes use,
+   * tried in order until one succeeds. A strategy wrapped in `handshakeOnly()` runs only
+   * on the in-band token.
+   */
+  authenticate?: WsxHook | WsxHook[]
+  /** The in-band handshake; `false` requires authentication at the upgrade (401). @default enabled */
+  handshake?: HandshakeOptions | false
+  /** The route's actions, by dotted name. Wrap each in `action()` for typed handlers. */
+  actions: A
+  /** Channel subscriptions (PROTOCOL §6). */
+  channels?: C
+  /** Server events the route sends, for the typed client and AsyncAPI. */
+  events?: E
+  /** Groups a connection joins once authenticated (e.g. from params). */
+  groups?: (conn: WsxConnection) => string | string[] | undefined
+  /** Allowed browser origins; `'*'` allows any. @default the plugin's `origins` (same-origin) */
+  origins?: string[] | '*'
+  /** Refuse upgrades that carry no Origin header (non-browsers). @default false */
+  requireOrigin?: boolean
+  /** Upgrades per client address. `false` turns it off. @default the plugin's */
+  connectionRateLimit?: ConnectionRateLimit | false
+  /** Read a token from this query parameter at the upgrade. Never logged. @default off */
+  tokenQueryParam?: string
+  /** Max inbound frame size in bytes (close 1009). @default the plugin's `maxPayload` */
+  maxPayload?: number
+  /** A per-connection flood limit applied to every action. @default the plugin's `messageRateLimit` */
+  messageRateLimit?: ThrottleOptions | false
+  /** Called once the connection opened (after the first frame). */
+  onConnect?: (this: FastifyInstance, conn: WsxConnection) => unknown
+  /** Called once the connection is authenticated (upgrade or handshake). */
+  onAuthenticated?: (this: FastifyInstance, conn: WsxConnection) => unknown
+  /** Called once the socket closed. */
+  onDisconnect?: (this: FastifyInstance, conn: WsxConnection, code: number) => unknown
+  summary?: string
+  description?: string
+}
+
+/** An mqemitter-compatible emitter (mqemitter, mqemitter-redis, ...). */
+export interface WsxEmitter {
+  on(topic: string, listener: (msg: { topic: string, [k: string]: unknown }, done: () => void) => void, done?: () => void): unknown
+  removeListener(topic: string, listener: (msg: { topic: string, [k: string]: unknown }, done: () => void) => void, done?: () => void): unknown
+  emit(msg: { topic: string, [k: string]: unknown }, done?: (err?: Error | null) => void): unknown
+  close(done: () => void): void
+}
+
+/** Options of `app.register(wsx, options)`. Every limit has a default; all are checked at boot. */
+export interface WsxPluginOptions {
+  /** Max inbound frame in bytes (close 1009). @default 65536 */
+  maxPayload?: number
+  /** Max nesting depth of an inbound JSON frame. @default 32 */
+  maxDepth?: number
+  /** Allowed browser origins (exact, after normalisation). @default same-origin only */
+  origins?: string[] | '*'
+  /** Upgrades per client address. @default { max: 100, timeWindow: 10000 } */
+  connectionRateLimit?: ConnectionRateLimit | false
+  /** Concurrent connections on this instance. @default 10000 */
+  maxConnections?: number
+  /** Concurrent connections per authenticated user. @default 32 */
+  maxConnectionsPerUser?: number
+  /** Concurrent connections per client address. @default 256 */
+  maxConnectionsPerIp?: number
+  /** Per-connection message budget over all actions. @default { max: 100, timeWindow: 10000 } */
+  messageRateLimit?: ThrottleOptions | false
+  /** Close 4429 after this many throttled answers in a row. @default 10 */
+  maxThrottledInARow?: number
+  /** Close 4400 after this many bad frames in a row after authentication. @default 10 */
+  maxBadFrames?: number
+  /** Messages handled at once per connection; 1 keeps replies and side effects in arrival order. @default 1 */
+  maxInflight?: number
+  /** Messages queued per connection before close 1013. @default 256 */
+  maxQueued?: number
+  /** Outbound bytes buffered for a slow reader before close 1013. @default 1048576 */
+  maxBufferedBytes?: number
+  /** Groups per connection. @default 128 */
+  maxGroupsPerConnection?: number
+  /** Ping interval; a connection missing two pongs is terminated. `0` disables. @default 25000 */
+  heartbeatMs?: number
+  /** Handshake defaults for every route. */
+  handshake?: HandshakeOptions
+  /** Actions left out of the debug message log. @default ['socket.ping'] */
+  logIgnore?: string[]
+  /**
+   * An mqemitter-compatible bus for groups, channels and `app.wsx.broadcast` across instances.
+   * @default an in-process mqemitter
+   */
+  emitter?: WsxEmitter
+  /**
+   * Redis for throttles, handshake locks, presence and cross-instance user disconnect:
+   * an ioredis instance or a `redis://` URL. Also builds the emitter when `emitter` is unset.
+   */
+  redis?: string | object
+  /** Namespace for bus topics and Redis keys, so apps can share a Redis. @default 'wsx' */
+  namespace?: string
+  /** Graceful shutdown on `app.close()`. */
+  shutdown?: { graceMs?: number, windowMs?: number }
+  /** Options passed to `@fastify/websocket` when fastify-wsx registers it. */
+  websocket?: Record<string, unknown>
+}
