@@ -359,7 +359,10 @@ export class WsxClient<R extends RouteShape = RouteShape> {
 
   /** Sends `socket.authorize` with the current credential (bypassing the ready gate). */
   async #sendAuthorize (): Promise<NonNullable<Via>> {
+    const socket = this.#socket
     const token = await this.#resolveToken()
+    // a slow token provider may outlive the socket: never send one connection's handshake on another
+    if (socket === null || socket !== this.#socket) throw closedError('The connection closed while fetching a token.', undefined, AUTHORIZE)
     const data = await this.#call(AUTHORIZE, { token }, undefined, false)
     const via = viaOf(data) ?? 'authorize'
     this.#via = via

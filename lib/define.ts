@@ -18,12 +18,13 @@ export function action<
   Res extends TSchema | undefined = undefined,
   const Pub extends boolean = false,
   Obj = undefined
-> (def: ActionOptions<Req, Res, Pub, Obj>): ActionOptions<Req, Res, Pub, Obj> {
+> (def: ActionOptions<Req, Res, Pub, Obj>): ActionOptions<NoInfer<Req>, NoInfer<Res>, NoInfer<Pub>, NoInfer<Obj>> {
+  // NoInfer: a surrounding route's contextual type must not feed back into Pub/Req/Res
   return def
 }
 
 /** Declares a channel with `params` typed from its schema. */
-export function defineChannel<P extends TSchema> (def: ChannelOptions<P>): ChannelOptions<P> {
+export function defineChannel<P extends TSchema> (def: ChannelOptions<P>): ChannelOptions<NoInfer<P>> {
   return def
 }
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { GROUP_PATTERN } from './protocol.js'
 import { errors } from './errors.js'
+import { waitForRedis } from './redis.js'
 
 export interface PresenceEntry {
   user: string
@@ -173,7 +174,8 @@ export class RedisPresence implements PresenceStore {
     this.base = `{${namespace}:presence}`
     this.heartbeatKey = `${this.base}:hb`
     this.instanceKey = `${this.base}:i:${this.instanceId}`
-    this.chain = this.heartbeat()
+    // the first writes wait for the connection (a store client has no offline queue)
+    this.chain = waitForRedis(redis).then(() => this.heartbeat())
     this.timer = setInterval(() => { this.enqueue(() => this.heartbeat()).catch(() => {}) }, Math.max(10, Math.floor(this.ttlMs / 3)))
     this.timer.unref()
   }

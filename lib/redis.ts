@@ -78,3 +78,26 @@ export async function closeRedis (client: Redis, ms = 1000): Promise<void> {
   // re-read after the await: quit() may have ended the connection meanwhile
   if ((client.status as string) !== 'end') client.disconnect()
 }
+
+/**
+ * Resolves true once `client` is ready, false after `ms` (never rejects). A `store` client
+ * has no offline queue: commands sent before its first connection fail at once, so
+ * anything that runs right at startup should wait for it first.
+ */
+export function waitForRedis (client: Redis, ms = CONNECT_TIMEOUT_MS): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer)
+      client.removeListener('ready', onReady)
+      client.removeListener('end', onEnd)
+      resolve(ready)
+    }
+    const onReady = () => done(true)
+    const onEnd = () => done(false)
+    const timer = setTimeout(done, ms, false)
+    timer.unref()
+    client.once('ready', onReady)
+    client.once('end', onEnd)
+  })
+}

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Bus, BusUnavailableError, createRedisEmitter, type BusMeta, type BusOptions } from '../lib/bus.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
+import { closeRedis, createRedis, waitForRedis } from '../lib/redis.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -132,7 +133,7 @@ t.test('a second process: delivery both ways, and it survives garbage too', asyn
   const redis = await startRedis(t)
   if (!redis) return
   const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'echo', redis.url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL') })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL') })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d })
@@ -154,7 +155,7 @@ t.test('a second process: delivery both ways, and it survives garbage too', asyn
 t.test('Redis stopped then restarted: publish fails fast, onResync fires once, delivery resumes', async (t) => {
   const redis = await startRedis(t)
   if (!redis?.owned) return
-  const { log } = recordingLog()
+  const { log, warnings } = recordingLog()
   const bus = await redisBus(t, redis, { log, ackTimeoutMs: 300, publishTimeoutMs: 500 })
   const room = inbox()
   const lobby = inbox()
@@ -183,6 +184,7 @@ t.test('Redis stopped then restarted: publish fails fast, onResync fires once, d
   t.same(late.frames, ['joined during the outage'])
   await sleep(50)
   t.equal(resyncs.length, 1, 'once')
+  t.notOk(warnings.includes('wsx bus: subscriber link ready but PING unanswered'), 'the readiness PING works in subscriber mode')
 })
 
 t.test('CLIENT KILL TYPE pubsub: the dropped subscription is resynced', async (t) => {
@@ -245,4 +247,41 @@ t.test('the emitter state has an error listener: a bus that never reached Redis 
   t.notOk(bus.up)
   await t.rejects(bus.publish('room', 'x'), BusUnavailableError)
   await bus.close()
+})
+
+t.test('createRedis/closeRedis: a store client never hangs, errors never throw', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis?.owned) return
+  const errors: Error[] = []
+  const store = createRedis(redis.url, { purpose: 'store', onError: (err) => { errors.push(err); throw new Error('a bad reporter') } })
+  const original = redis.client()
+  const dup = createRedis(original, { purpose: 'store', connectionName: 'wsx:test' })
+  const fromOptions = createRedis({ host: redis.host, port: redis.port, commandTimeout: 200 }, { purpose: 'store' })
+  t.ok(await waitForRedis(store))
+  t.ok(await waitForRedis(dup))
+  t.ok(await waitForRedis(fromOptions))
+  t.not(dup, original, 'an existing client is duplicated, not taken over')
+  t.equal(dup.options.commandTimeout, 1000)
+  t.equal(fromOptions.options.commandTimeout, 200, 'explicit options win')
+  t.match(await original.client('LIST'), /name=wsx:test/)
+
+  redis.freeze()
+  t.teardown(() => redis.thaw())
+  const started = Date.now()
+  await t.rejects(store.get('k'), /timed out/i, 'a frozen Redis makes the command time out')
+  t.ok(Date.now() - started < 1500)
+  const closing = Date.now()
+  await closeRedis(store, 200)
+  t.ok(Date.now() - closing < 500, 'closeRedis is bounded')
+  t.equal(store.status, 'end')
+  redis.thaw()
+
+  await redis.stop()
+  await t.rejects(dup.get('k'), 'with Redis down a command fails at once (no offline queue)')
+  await waitFor('an error report', () => errors.length > 0)
+  await closeRedis(dup, 200)
+  await closeRedis(fromOptions, 200)
+  await closeRedis(fromOptions, 200) // twice is fine
+  t.equal(original.status === 'end', false, 'the original client was left alone')
+  t.notOk(await waitForRedis(dup, 50), 'an ended client is never ready')
 })

@@ -8,10 +8,12 @@ import type { AddressInfo } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import { WebSocket, WebSocketServer } from 'ws'
 import { backoffDelay, createClient, WsxClientError, type ClientOptions, type WsxClient } from '../client/index.js'
-import type { chatRoute } from './fixtures/client-route.js'
+import { chatRoute } from './fixtures/client-route.js'
+import { build, tokenFor, verifyJwt } from './helpers/build.js'
 
-type Frame = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
+type Frame = Record<string, any>
+/** What the helpers need of a tap test. */
+interface Test { teardown (fn: () => unknown): void }
 
 /** One server-side connection: its frames in order, without losing early ones. */
 class Peer {
@@ -467,6 +469,159 @@ t.test('server events, resync and expiry', async (t) => {
   t.equal(server.peers.length, 1, 'refreshed without reconnecting')
 })
 
+t.test('edge cases of the first frame: bad frames are reported, a non-wsx greeting makes the client ready', async (t) => {
+  const server = await startServer(t, (peer) => {
+    peer.ws.send('not json')
+    peer.send({ action: 'room.notice', data: { text: 'first' } })
+  })
+  const client = connect(t, server.url, { token: 'unused' })
+  const error = nextEvent<WsxClientError>(client, 'error')
+  const notice = new Promise((resolve) => client.on('room.notice', (data) => resolve(data)))
+  t.match(await error, { code: 'bad_frame' })
+  t.same(await client.ready(), { via: null })
+  t.same(await notice, { text: 'first' }, 'the greeting was an ordinary event: delivered')
+  const peer = await server.nextPeer()
+  t.same(peer.frames, [], 'no socket.authorize without a handshake offer')
+})
+
+t.test('a token provider that throws rejects ready() and sends nothing', async (t) => {
+  const server = await startServer(t)
+  const client = connect(t, server.url, { token: () => { throw new Error('login down') } })
+  const peer = await server.nextPeer()
+  peer.handshake()
+  t.match(await client.ready().catch((e: unknown) => e), { code: 'not_authenticated', detail: /login down/ })
+  t.equal(client.state, 'ready', 'still usable for public actions')
+  const ping = client.ping()
+  const frame = await peer.next()
+  t.equal(frame.action, 'socket.ping', 'the first frame sent is not an authorize')
+  peer.reply(frame, { pong: true })
+  await ping
+})
+
+t.test('a slow token provider never sends an old connection\'s handshake on a new one', async (t) => {
+  const server = await startServer(t)
+  const releases: Array<(token: string) => void> = []
+  const client = connect(t, server.url, { token: () => new Promise<string>((resolve) => releases.push(resolve)) })
+  const p1 = await server.nextPeer()
+  p1.handshake()
+  while (releases.length < 1) await sleep(5)
+  p1.ws.close(1001)
+  const p2 = await server.nextPeer()
+  p2.handshake()
+  while (releases.length < 2) await sleep(5)
+  releases[0]?.('stale')
+  releases[1]?.('fresh')
+  const frame = await p2.next()
+  t.same(frame.data, { token: 'fresh' })
+  p2.answerAuthorize(frame, ['fresh'])
+  t.same(await client.ready(), { via: 'authorize' })
+  t.same(p2.frames.map((f) => f.data?.token), ['fresh'], 'one authorize on the new connection')
+})
+
+t.test('a request still queued when its timeout fires is never sent', async (t) => {
+  const server = await startServer(t) // never greets: the client never becomes ready
+  const client = connect(t, server.url)
+  const peer = await server.nextPeer()
+  t.match(await client.request('chat.whoami', undefined, { timeoutMs: 40 }).catch((e: unknown) => e), { code: 'timeout', action: 'chat.whoami' })
+  peer.handshake()
+  await client.ready()
+  const ping = client.ping()
+  const frame = await peer.next()
+  t.equal(frame.action, 'socket.ping', 'the timed-out request was dropped from the queue')
+  peer.reply(frame, { pong: true })
+  await ping
+})
+
+t.test('a subscription refused on restore is reported and dropped; a failed refresh is reported', async (t) => {
+  const server = await startServer(t)
+  let calls = 0
+  const client = connect(t, server.url, { token: () => (calls++ < 2 ? 'good' : 'revoked') })
+  const p1 = await server.nextPeer()
+  await p1.handshakeAndAuthorize()
+  const subscribing = client.subscribe('room', { room: 'general' })
+  p1.reply(await p1.next(), {})
+  await subscribing
+  p1.ws.close(1001)
+
+  const p2 = await server.nextPeer()
+  const error = nextEvent<WsxClientError>(client, 'error')
+  await p2.handshakeAndAuthorize()
+  const restore = await p2.next()
+  t.equal(restore.action, 'channel.subscribe')
+  p2.send({ id: restore.id, ok: false, error: { code: 'permission_denied', detail: 'No.' } })
+  t.match(await error, { code: 'permission_denied', action: 'channel.subscribe' })
+
+  const refreshError = nextEvent<WsxClientError>(client, 'error')
+  p2.send({ action: 'socket.expired', data: { grace_seconds: 1 } })
+  const refresh = await p2.next()
+  t.same(refresh.data, { token: 'revoked' })
+  p2.answerAuthorize(refresh, ['good'])
+  t.match(await refreshError, { code: 'authentication_failed', attemptsLeft: 1 })
+
+  p2.ws.close(1001)
+  const p3 = await server.nextPeer()
+  await p3.handshakeAndAuthorize(['revoked'])
+  await client.ready()
+  const ping = client.ping()
+  const frame = await p3.next()
+  t.equal(frame.action, 'socket.ping', 'the refused subscription is not restored again')
+  p3.reply(frame, { pong: true })
+  await ping
+})
+
+t.test('against a real fastify-wsx server', async (t) => {
+  const app = await build(t)
+  app.register(async (scope) => {
+    scope.wsx.route({ ...chatRoute, authenticate: [verifyJwt] })
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const url = `ws://127.0.0.1:${port}/ws/chat/general`
+  let minted = 0
+  const client = connect(t, url, { token: () => { minted++; return tokenFor(app, 'alice') } })
+
+  t.same(await client.ready(), { via: 'authorize' }, 'in-band handshake with the JWT')
+  t.equal(minted, 1)
+  t.same(await client.request('chat.send', { text: 'hello' }), { user: 'alice', text: 'hello' })
+  t.same(await client.request('chat.whoami'), { user: 'alice', role: 'user' })
+  t.equal(await client.request('math.add', { a: 2, b: 3 }), 5)
+  t.ok(await client.ping() >= 0)
+
+  const invalid = await client.request('chat.send', { text: '' }, { traceId: 'trace-invalid' }).catch((e: unknown) => e)
+  t.ok(invalid instanceof WsxClientError)
+  t.match(invalid, { code: 'validation_error', traceId: 'trace-invalid', fields: { text: [String] } })
+  const untyped = client as unknown as WsxClient
+  t.match(await untyped.request('no.such').catch((e: unknown) => e), { code: 'not_found' })
+
+  // channel subscription and a group broadcast to the channel's group
+  const events: unknown[] = []
+  await client.subscribe('room', { room: 'general' }, (event) => events.push(event))
+  const notice = new Promise((resolve) => client.on('room.notice', (data) => resolve(data)))
+  const message = { user: 'bob', text: 'hi', room: 'general' }
+  await app.wsx.publish('room', { room: 'general' }, 'chat.message', message)
+  await app.wsx.broadcast('room:general', 'room.notice', { text: 'welcome' })
+  t.same(await notice, { text: 'welcome' })
+  t.match(events, [{ action: 'chat.message', data: message, channel: 'room', params: { room: 'general' } }])
+
+  // a wrong token: authentication_failed with the attempts left
+  const other = connect(t, url, { token: 'not-a-jwt' })
+  t.match(await other.ready().catch((e: unknown) => e), { code: 'authentication_failed', attemptsLeft: 1 })
+
+  // authenticated at the upgrade with a header (Node only)
+  const upgraded = connect(t, url, { headers: { authorization: `Bearer ${tokenFor(app, 'carol')}` } })
+  t.same(await upgraded.ready(), { via: 'upgrade' })
+  t.same(await upgraded.request('chat.whoami'), { user: 'carol', role: 'user' })
+
+  // the app disconnects a user: 4403, and the client does not come back by itself
+  const closed = nextEvent<{ code: number, willReconnect: boolean }>(client, 'close')
+  await app.wsx.disconnectUser('alice')
+  t.match(await closed, { code: 4403, willReconnect: false })
+  t.equal(client.state, 'stopped')
+  t.same(await client.connect(), { via: 'authorize' }, 'connect() resumes with a fresh token')
+  t.equal(minted, 2)
+  t.same(await client.request('chat.send', { text: 'back' }), { user: 'alice', text: 'back' })
+})
+
 t.test('options are checked; Node 20 has no global WebSocket', async (t) => {
   const url = 'ws://127.0.0.1:9/ws'
   if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
@@ -497,10 +652,9 @@ t.test('backoffDelay: doubles from minDelayMs, caps at maxDelayMs, jitter takes 
   const jittered = { ...opts, jitter: 0.5 }
   t.equal(backoffDelay(3, jittered, () => 0), 400)
   t.equal(backoffDelay(3, jittered, () => 0.999999), 200)
-  for (let i = 0; i < 100; i++) {
-    const d = backoffDelay(2, jittered)
-    t.ok(d >= 100 && d <= 200, `within [100, 200]: ${d}`)
-  }
+  const samples = Array.from({ length: 200 }, () => backoffDelay(2, jittered))
+  t.ok(samples.every((d) => d >= 100 && d <= 200), 'always within [100, 200]')
+  t.ok(new Set(samples).size > 10, 'and spread out')
 })
 
 t.test('the browser build imports nothing at runtime outside client/', async (t) => {
@@ -509,7 +663,10 @@ t.test('the browser build imports nothing at runtime outside client/', async (t)
   t.ok(files.includes('index.ts'))
   for (const file of files) {
     const source = await readFile(new URL(file, dir), 'utf8')
-    const specifiers = [...source.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'/gm)].map((m) => m[1])
+    const specifiers = [
+      ...source.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'/gm),
+      ...source.matchAll(/^\s*import\s+'([^']+)'/gm)
+    ].map((m) => m[1])
     for (const specifier of specifiers) {
       t.match(specifier, /^\.\/[a-z-]+\.js$/, `${file}: runtime import of ${specifier} stays inside client/`)
     }

@@ -129,8 +129,8 @@ export function renderTables (r: Results, plan: { quick: boolean, throughputLabe
       ['peer', 'connections', 'heap KB / conn', 'RSS KB / conn', 'heap vs fastify', 'target'],
       (v, peer, all) => [[int(v.connections), kb(v.heapPerConn), kb(v.rssPerConn), ratio(v.heapPerConn, heap(all, BASE)), targetCell(all, 'memory', peer)]]),
     scenarioTable(r, 'handshake', 'Handshakes/s (fastify-wsx: JWT verified at the upgrade; raw peers: no auth)',
-      ['peer', 'handshakes/s', 'vs fastify', 'errors', 'target'],
-      (v, peer, all) => [[int(v.perSec), ratio(v.perSec, hs(all, BASE)), String(v.errors), targetCell(all, 'handshake', peer)]]),
+      ['peer', 'handshakes/s', 'server µs CPU / connection', 'vs fastify', 'errors', 'target'],
+      (v, peer, all) => [[int(v.perSec), fixed(v.cpuUsPerHandshake, 0), ratio(v.perSec, hs(all, BASE)), String(v.errors), targetCell(all, 'handshake', peer)]]),
     scenarioTable(r, 'redis', 'Cross-instance broadcast through Redis (fastify-wsx only; one broadcast at a time)',
       ['peer', 'local p50 ms', 'via Redis p50 ms', 'added p50 ms', 'local p99 ms', 'via Redis p99 ms', 'target'],
       (v, peer, all) => [[fixed(v.local.p50, 3), fixed(v.cross.p50, 3), fixed(v.addedP50, 3), fixed(v.local.p99, 3), fixed(v.cross.p99, 3), targetCell(all, 'redis', peer)]])

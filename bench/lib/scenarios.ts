@@ -19,7 +19,7 @@ export interface BroadcastResult { points: BroadcastPoint[] }
 /** Bytes per idle connection, measured in the server after forced GC. */
 export interface MemoryResult { connections: number, heapPerConn: number, rssPerConn: number }
 /** Usable connections opened per second (median over the repetitions). */
-export interface HandshakeResult { perSec: number, errors: number, samples: number[] }
+export interface HandshakeResult { perSec: number, cpuUsPerHandshake: number, errors: number, samples: number[] }
 /** Broadcast delivery latency, one instance vs two instances over Redis, in ms. */
 export interface RedisResult { local: LatencySummary, cross: LatencySummary, addedP50: number }
 
@@ -153,16 +153,21 @@ export function handshake (name: PeerName, ctx: DriverContext): Promise<Handshak
       'handshakes', { spec: peer.spec, durationMs, concurrency: p.concurrency }, durationMs + 60_000)
     await run(p.warmupMs)
     const samples: number[] = []
+    const cpus: number[] = []
     let errors = 0
     for (let rep = 0; rep < ctx.plan.reps; rep++) {
+      const c0 = await peer.cpu()
       const r = await run(p.durationMs)
+      const c1 = await peer.cpu()
       if (r.count === 0) throw new Error(`no handshake succeeded: ${r.firstError ?? 'unknown error'}`)
       samples.push(r.count / r.seconds)
+      // includes tearing the socket down again: each handshake here is a whole connection's life
+      cpus.push(((c1.userUs + c1.systemUs) - (c0.userUs + c0.systemUs)) / r.count)
       errors += r.errors
       // let the closed sockets drain so one repetition does not pay for the previous one
       await sleep(300)
     }
-    return { perSec: median(samples), errors, samples }
+    return { perSec: median(samples), cpuUsPerHandshake: median(cpus), errors, samples }
   })
 }
 

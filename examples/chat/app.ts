@@ -1,0 +1,177 @@
+// The demo (../../shared DEMO.md contract): a chat on fastify-wsx, the README quickstart
+// grown up, the benchmark target, and the app outside clients are tested against.
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import wsx, { Type, action, defineChannel, defineRoute, hasRole, isAuthenticated, WsxError } from '../../index.js'
+import { readSettings, type DemoSettings } from './settings.js'
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: { sub: string, role: 'admin' | 'user' }
+    user: { sub: string, role: 'admin' | 'user', exp?: number }
+  }
+}
+declare module '../../index.js' {
+  interface WsxRegistry {
+    user: { sub: string, role: 'admin' | 'user', exp?: number }
+    events: {
+      'chat.message': { user: string, text: string, room: string }
+      'bench.tick': { p: string, bseq?: number }
+    }
+  }
+}
+
+const Room = Type.String({ pattern: '^[a-z0-9-]{1,32}$' })
+const ChatMessage = Type.Object({ user: Type.String(), text: Type.String(), room: Type.String() })
+const BenchData = Type.Object({ p: Type.String({ maxLength: 65536 }), bseq: Type.Optional(Type.Integer()) })
+
+/** The app's HTTP auth strategy, reused unchanged by the WebSocket routes. */
+async function authenticate (request: FastifyRequest): Promise<void> {
+  await request.jwtVerify()
+}
+
+/** The chat route, declared once so the typed client can import its type. */
+export const chatRoute = defineRoute({
+  url: '/ws/chat/:room',
+  summary: 'A chat room',
+  schema: { params: Type.Object({ room: Room }) },
+  authenticate: [authenticate],
+  groups: (conn) => `room:${String(conn.params.room)}`,
+  events: { 'chat.message': ChatMessage },
+  channels: {
+    room: defineChannel({
+      params: Type.Object({ room: Room }),
+      summary: 'Messages of a room, without joining it',
+      events: { 'chat.message': ChatMessage },
+      // rooms starting with private- are for admins only
+      authorize: (params, conn) => !params.room.startsWith('private-') || conn.user.role === 'admin',
+      group: (params) => `channel.room:${params.room}`
+    })
+  },
+  actions: {
+    'public.ping': action({
+      public: true,
+      summary: 'Liveness check, allowed before authentication',
+      response: Type.Object({ pong: Type.Boolean() }),
+      handler: async () => ({ pong: true })
+    }),
+    'chat.whoami': action({
+      summary: 'Who this connection is',
+      response: Type.Object({ user: Type.String(), role: Type.String() }),
+      handler: async (_msg, conn) => ({ user: conn.user.sub, role: conn.user.role })
+    }),
+    'chat.send': action({
+      summary: 'Send a message to the room',
+      request: Type.Object({ text: Type.String({ minLength: 1, maxLength: 4000 }) }),
+      response: Type.Object({ user: Type.String(), text: Type.String() }),
+      // replaced per app by buildDemo with the configured limit
+      throttle: { max: 5, timeWindow: 10_000 },
+      async handler (msg, conn) {
+        const room = String(conn.params.room)
+        const event = { user: conn.user.sub, text: msg.data.text, room }
+        await Promise.all([
+          this.wsx.broadcast(`room:${room}`, 'chat.message', event),
+          this.wsx.publish('room', { room }, 'chat.message', event)
+        ])
+        return { user: event.user, text: event.text }
+      }
+    }),
+    'admin.stats': action({
+      summary: 'Connections on this process (admins)',
+      permissions: [hasRole('admin')],
+      response: Type.Object({ connections: Type.Integer() }),
+      handler: async function () { return { connections: this.wsx.connections.size } }
+    }),
+    'room.kick': action({
+      summary: "Close a user's sockets on every instance with 4403 (admins)",
+      permissions: [hasRole('admin')],
+      request: Type.Object({ user: Type.String({ minLength: 1, maxLength: 64 }) }),
+      response: Type.Object({ closed: Type.Integer() }),
+      handler: async function (msg) { return { closed: await this.wsx.disconnectUser(msg.data.user) } }
+    }),
+    'room.presence': action({
+      summary: 'Users in this room, across instances',
+      response: Type.Object({ users: Type.Array(Type.String()) }),
+      handler: async function (_msg, conn) {
+        const entries = await this.wsx.presence(`room:${String(conn.params.room)}`)
+        return { users: entries.map((e) => e.user) }
+      }
+    })
+  }
+})
+
+/** The benchmark target: every stage of the pipeline runs on every message. */
+export const benchRoute = defineRoute({
+  url: '/ws/bench',
+  summary: 'Benchmark target',
+  authenticate: [authenticate],
+  handshake: false,
+  messageRateLimit: false,
+  groups: () => 'bench',
+  events: { 'bench.tick': BenchData },
+  actions: {
+    'bench.echo': action({
+      request: BenchData,
+      response: BenchData,
+      permissions: [isAuthenticated],
+      throttle: { max: 1_000_000, timeWindow: '1 minute' },
+      handler: async (msg) => msg.data
+    }),
+    'bench.broadcast': action({
+      request: BenchData,
+      response: Type.Object({ sent: Type.Boolean() }),
+      permissions: [isAuthenticated],
+      throttle: { max: 1_000_000, timeWindow: '1 minute' },
+      async handler (msg) {
+        await this.wsx.broadcast('bench', 'bench.tick', msg.data)
+        return { sent: true }
+      }
+    })
+  }
+})
+
+export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { logger?: boolean | object } = {}): Promise<FastifyInstance> {
+  const s = { ...readSettings(), ...overrides }
+  const app = Fastify({ logger: opts.logger ?? { level: process.env.LOG_LEVEL ?? 'info' } })
+  if (s.secretIsDefault) app.log.warn('WSX_DEMO_SECRET is not set: using a dev-only secret. Never do this in production.')
+
+  await app.register(fastifyJwt, { secret: s.secret, sign: { algorithm: 'HS256', expiresIn: s.tokenTtl }, verify: { algorithms: ['HS256'], requiredClaims: ['exp'] } })
+  await app.register(wsx, {
+    origins: s.origins,
+    maxPayload: 128 * 1024,
+    connectionRateLimit: { max: s.connectLimit, timeWindow: s.connectWindowSeconds * 1000 },
+    maxConnectionsPerIp: s.maxConnectionsPerIp,
+    maxConnectionsPerUser: s.maxConnectionsPerUser,
+    handshake: {
+      attempts: s.authAttempts,
+      lockSeconds: s.authLockSeconds,
+      timeoutSeconds: s.authTimeoutSeconds,
+      expiryGraceSeconds: s.expiryGraceSeconds
+    },
+    ...(s.redisUrl && { redis: s.redisUrl })
+  })
+
+  app.post('/login', {
+    schema: { body: Type.Object({ username: Type.String({ pattern: '^[a-z0-9_]{1,32}$' }) }, { additionalProperties: false }) }
+  }, async (request) => {
+    const { username } = request.body as { username: string }
+    return { token: app.jwt.sign({ sub: username, role: username === 'admin' ? 'admin' : 'user' }) }
+  })
+  app.get('/health', async () => ({ ok: true }))
+
+  const sendAction = chatRoute.actions['chat.send']
+  app.wsx.route({
+    ...chatRoute,
+    actions: { ...chatRoute.actions, 'chat.send': { ...sendAction, throttle: { max: s.sendLimit, timeWindow: s.sendWindowSeconds * 1000 } } as typeof sendAction }
+  })
+  app.wsx.route(benchRoute)
+  app.wsx.socket('/ws/echo', async (socket) => {
+    for await (const message of socket) {
+      if (message.type === 'text') socket.sendText(`Echo: ${message.data}`)
+      else socket.sendBytes(message.data)
+    }
+  })
+  return app
+}
+
+export { WsxError }
