@@ -139,7 +139,8 @@ function controlRequest (core: Core, bus: Bus, distributed: boolean): WsxShared[
       await bus.publishControl(kind, { ...payload, req })
       // one instance answers at once; with Redis, wait a short window for the others
       const until = Date.now() + CONTROL_WAIT_MS
-      while (Date.now() < until && (distributed || entry.acks === 0)) await new Promise((resolve) => setTimeout(resolve, 10))
+      const answered = () => !distributed && entry.acks > 0
+      while (Date.now() < until && !answered()) await new Promise((resolve) => setTimeout(resolve, 10))
       return entry.total
     } finally {
       pending.delete(req)

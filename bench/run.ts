@@ -9,8 +9,8 @@ import { dirname, join, relative } from 'node:path'
 import { installExitHooks, pinSelf, startChild, hasTaskset, repoRoot, type Child } from './lib/children.js'
 import { parseArgs, USAGE, type Options, type Scenario } from './lib/plan.js'
 import { PEER_INFO, SERVER_CORE, wsxUnavailable } from './lib/peers.js'
-import { DRIVERS, NotApplicable, type DriverContext } from './lib/scenarios.js'
-import { renderTables, renderTargets, type Outcome, type Results } from './lib/report.js'
+import { INTERLEAVED_DRIVERS, PER_PEER_DRIVERS, NotApplicable, type DriverContext, type PeerOutcomes } from './lib/scenarios.js'
+import { renderTables, renderTargets, type Results } from './lib/report.js'
 import type { PeerName } from './lib/types.js'
 
 const LOAD_CORE = 1
@@ -82,32 +82,39 @@ async function main (): Promise<number> {
   await load.ready
   const results: Results = {}
 
+  // a failed scenario may leave the load generator mid-phase: start a clean one
+  const freshLoad = async (): Promise<void> => {
+    await load.stop()
+    load = startLoad(twoCores)
+    await load.ready
+  }
   for (const scenario of opts.scenarios) {
     log(`\n== ${scenario}`)
-    const byPeer: Partial<Record<PeerName, Outcome<unknown>>> = {}
-    for (const peer of peers) {
-      if (scenario === 'redis' && peer !== 'wsx') continue
-      log(`  ${PEER_INFO[peer].label} ...`)
-      const ctx: DriverContext = { plan: opts.plan, load, log }
-      const started = Date.now()
-      try {
-        const value: unknown = await (DRIVERS[scenario] as (p: PeerName, c: DriverContext) => Promise<unknown>)(peer, ctx)
-        byPeer[peer] = { ok: true, value }
-        log(`    done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-      } catch (err) {
-        const reason = err instanceof Error ? err.message : String(err)
-        if (!(err instanceof NotApplicable)) {
-          byPeer[peer] = { ok: false, reason }
-          log(`    FAILED: ${reason}`)
+    let byPeer: PeerOutcomes = {}
+    if (scenario === 'throughput' || scenario === 'handshake') {
+      byPeer = await INTERLEAVED_DRIVERS[scenario](peers, { plan: opts.plan, load, log })
+      if (Object.values(byPeer).some((o) => !o.ok)) await freshLoad()
+    } else {
+      for (const peer of peers) {
+        if (scenario === 'redis' && peer !== 'wsx') continue
+        log(`  ${PEER_INFO[peer].label} ...`)
+        const started = Date.now()
+        try {
+          const driver = PER_PEER_DRIVERS[scenario] as (p: PeerName, c: DriverContext) => Promise<unknown>
+          byPeer[peer] = { ok: true, value: await driver(peer, { plan: opts.plan, load, log }) }
+          log(`    done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+        } catch (err) {
+          if (!(err instanceof NotApplicable)) {
+            const reason = err instanceof Error ? err.message : String(err)
+            byPeer[peer] = { ok: false, reason }
+            log(`    FAILED: ${reason}`)
+          }
+          await freshLoad()
         }
-        // a failed scenario may leave the load generator mid-phase: start a clean one
-        await load.stop()
-        load = startLoad(twoCores)
-        await load.ready
       }
+      if (scenario === 'redis' && !peers.includes('wsx')) byPeer.wsx = { ok: false, reason: wsxReason ?? 'fastify-wsx not selected' }
     }
-    if (scenario === 'redis' && !peers.includes('wsx')) byPeer.wsx = { ok: false, reason: wsxReason ?? 'fastify-wsx not selected' }
-    ;(results as Record<Scenario, unknown>)[scenario] = byPeer
+    ;(results as Record<Scenario, PeerOutcomes>)[scenario] = byPeer
   }
   await load.stop()
 

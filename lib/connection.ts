@@ -16,6 +16,9 @@ import type { WsxEventMap } from '../types/registry.js'
 const OPEN = 1
 // ws refuses to close a socket with a reason over 123 bytes; ours are constants anyway
 const SLOW_READER_GRACE_MS = 2000
+// group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
+// JSON routes speak text frames only (PROTOCOL §1)
+const AS_TEXT = { binary: false } as const
 
 /** What survives of the upgrade request: the route prototype, never the IncomingMessage. */
 interface UpgradeFacts {
@@ -222,7 +225,7 @@ export class Connection implements WsxConnection<unknown> {
       this.closeSlowReader()
       return false
     }
-    socket.send(frame)
+    socket.send(frame, AS_TEXT)
     this.core.stats.messagesOut++
     if (this.debug) this.log.debug({ frame: typeof frame === 'string' ? frame : frame.toString() }, 'wsx frame sent')
     return true

@@ -31,6 +31,7 @@ export const ErrorCode = {
   validation: 'validation_error',
   server: 'server_error'
 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, one name
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
 /** Close codes of PROTOCOL §7. */
@@ -48,6 +49,7 @@ export const CloseCode = {
   lockedOut: 4408,
   tooManyMessages: 4429
 } as const
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, one name
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
 
 /** Generic details: what a client may read. Never an internal message. */

@@ -76,7 +76,11 @@ export async function closeRedis (client: Redis, ms = 1000): Promise<void> {
   await Promise.race([quit, timeout])
   clearTimeout(timer)
   // re-read after the await: quit() may have ended the connection meanwhile
-  if ((client.status as string) !== 'end') client.disconnect()
+  if ((client.status as string) === 'end') return
+  const ended = new Promise<void>((resolve) => { client.once('end', resolve) })
+  client.disconnect() // no reconnection from here on; 'end' follows once the socket is closed
+  await Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.min(ms, 200)) })])
+  clearTimeout(timer)
 }
 
 /**

@@ -195,7 +195,10 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
     if (!isTypeBox(schema)) throw new errors.WSX_ERR_SCHEMA_NOT_TYPEBOX('event', event, url)
   }
 
-  const handshake = opts.handshake === false ? null : checkHandshake(opts.handshake, config.handshake, `handshake of ${url}`)
+  // no strategy, nothing to authorize in-band: without this a public-only route would
+  // advertise a handshake that cannot succeed and close every client 4401 at its timeout
+  const handshakeOpts = opts.handshake === false ? null : checkHandshake(opts.handshake, config.handshake, `handshake of ${url}`)
+  const handshake = strategies.length === 0 ? null : handshakeOpts
   const publicNames = [...actions.values()].filter((a) => a.public).map((a) => a.name)
   const mrl = opts.messageRateLimit === undefined ? config.messageRateLimit : opts.messageRateLimit
   if (opts.tokenQueryParam !== undefined && (typeof opts.tokenQueryParam !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(opts.tokenQueryParam))) {

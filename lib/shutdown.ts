@@ -1,33 +1,110 @@
 // Graceful shutdown (Phoenix's drainer): refuse new upgrades, let in-flight handlers
 // finish within a grace period, close every socket with 1001 in batches spread over a
 // window (so thousands of clients don't reconnect at the same instant), then terminate
-// whatever has not finished its close handshake. Bounded: never waits on a dead client.
+// whatever has not finished its close handshake. Bounded: never waits on a dead client,
+// so the whole drain takes at most graceMs + windowMs + CLOSE_HANDSHAKE_WAIT_MS.
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { WebSocket } from 'ws'
 import type { Core } from './core.js'
 import { CloseCode } from './protocol.js'
 import type { Connection } from './connection.js'
 
+/** How long a closed socket may take to answer our close frame before it is terminated. */
 const CLOSE_HANDSHAKE_WAIT_MS = 500
+/** Smallest pause between two batches: finer slicing buys nothing but timers. */
 const BATCH_INTERVAL_MS = 50
+const POLL_MS = 10
+const OPEN = 1
+const CLOSING = 2
+const SHUTDOWN_REASON = 'Server shutting down'
 
-export async function drainConnections (core: Core): Promise<void> {
+/** The part of ws's WebSocketServer the drain reads (every socket, wsx route or not). */
+export interface SocketServerLike {
+  readonly clients?: Set<WebSocket>
+}
+
+/** What a drain did, for the shutdown log line. */
+export interface DrainReport {
+  /** connections sent a 1001 close frame */
+  closed: number
+  /** sockets that had not finished their close handshake in time and were destroyed */
+  terminated: number
+  /** handlers still running when the grace period ran out */
+  abandonedHandlers: number
+  ms: number
+}
+
+/**
+ * Drains every connection of `core` (and, when given, every other socket of the
+ * WebSocket server, e.g. low-level `app.wsx.socket()` routes) with close code 1001.
+ * Called from @fastify/websocket's `preClose`; resolves once no socket is left.
+ */
+export async function drainConnections (core: Core, server?: SocketServerLike): Promise<DrainReport> {
+  const started = Date.now()
   core.closing = true
   const { graceMs, windowMs } = core.config.shutdown
   const conns = () => [...core.connections] as unknown as Connection[]
 
-  const graceEnd = Date.now() + graceMs
-  while (Date.now() < graceEnd && conns().some((c) => c.inflight > 0)) await sleep(10)
-
-  const list = conns()
-  const batches = Math.max(1, Math.min(list.length, Math.floor(windowMs / BATCH_INTERVAL_MS)))
-  const perBatch = Math.ceil(list.length / batches)
-  for (let i = 0; i < list.length; i += perBatch) {
-    for (const conn of list.slice(i, i + perBatch)) conn.close(CloseCode.goingAway, 'Server shutting down')
-    if (i + perBatch < list.length) await sleep(windowMs / batches)
-  }
+  const abandonedHandlers = await waitForHandlers(conns, graceMs)
+  const closed = await closeInBatches(socketsToClose(conns(), server), windowMs)
 
   const closeEnd = Date.now() + CLOSE_HANDSHAKE_WAIT_MS
-  while (Date.now() < closeEnd && core.connections.size > 0) await sleep(10)
-  for (const conn of conns()) conn.socket.terminate()
+  while (Date.now() < closeEnd && openSockets(conns(), server).length > 0) await sleep(POLL_MS)
+  const leftovers = openSockets(conns(), server)
+  for (const socket of leftovers) socket.terminate()
   core.stopHeartbeat()
+
+  const report = { closed, terminated: leftovers.length, abandonedHandlers, ms: Date.now() - started }
+  core.log.info(report, 'wsx: connections drained')
+  return report
+}
+
+/** Waits (at most `graceMs`) until no connection has a handler running; returns how many still do. */
+async function waitForHandlers (conns: () => Connection[], graceMs: number): Promise<number> {
+  const graceEnd = Date.now() + graceMs
+  const running = () => conns().reduce((n, c) => n + (c.inflight > 0 ? c.inflight : 0), 0)
+  while (Date.now() < graceEnd && running() > 0) await sleep(POLL_MS)
+  return running()
+}
+
+/** One closer per socket: a wsx Connection closes through its own bookkeeping. */
+function socketsToClose (list: Connection[], server?: SocketServerLike): Array<() => void> {
+  const closers: Array<() => void> = []
+  const seen = new Set<WebSocket>()
+  for (const conn of list) {
+    seen.add(conn.socket)
+    closers.push(() => conn.close(CloseCode.goingAway, SHUTDOWN_REASON))
+  }
+  for (const socket of server?.clients ?? []) {
+    if (seen.has(socket) || socket.readyState !== OPEN) continue
+    closers.push(() => {
+      try {
+        socket.close(CloseCode.goingAway, SHUTDOWN_REASON)
+      } catch {
+        socket.terminate()
+      }
+    })
+  }
+  return closers
+}
+
+/** Runs the closers in evenly spaced batches over `windowMs`; returns how many ran. */
+async function closeInBatches (closers: Array<() => void>, windowMs: number): Promise<number> {
+  if (closers.length === 0) return 0
+  const batches = Math.max(1, Math.min(closers.length, Math.floor(windowMs / BATCH_INTERVAL_MS)))
+  const perBatch = Math.ceil(closers.length / batches)
+  const pause = windowMs / batches
+  for (let i = 0; i < closers.length; i += perBatch) {
+    for (const close of closers.slice(i, i + perBatch)) close()
+    if (i + perBatch < closers.length) await sleep(pause)
+  }
+  return closers.length
+}
+
+/** Sockets whose close handshake has not completed (OPEN or CLOSING). */
+function openSockets (list: Connection[], server?: SocketServerLike): WebSocket[] {
+  const out = new Set<WebSocket>()
+  for (const conn of list) out.add(conn.socket)
+  for (const socket of server?.clients ?? []) out.add(socket)
+  return [...out].filter((s) => s.readyState === OPEN || s.readyState === CLOSING)
 }

@@ -16,14 +16,23 @@ function refuse (reply: FastifyReply, statusCode: number, message: string): Fast
   return reply.code(statusCode).send({ statusCode, error, message })
 }
 
-/** Same-origin: the Origin's host equals the Host the request was sent to; forwarded headers never count. */
-function sameOrigin (origin: string, host: string | undefined): boolean {
+/**
+ * Same-origin: the Origin's scheme and host equal the connection's own (TLS or not) and
+ * the Host the request was sent to; forwarded headers never count. Behind a TLS-terminating
+ * proxy the browser's https origin differs from what this server sees: configure `origins`.
+ */
+function sameOrigin (origin: string, host: string | undefined, secure: boolean): boolean {
   if (!host) return false
   const url = new URL(origin)
+  if (url.protocol !== (secure ? 'https:' : 'http:')) return false
   const defaultPort = url.protocol === 'https:' ? '443' : '80'
   const h = host.toLowerCase()
   const normalisedHost = h.endsWith(`:${defaultPort}`) ? h.slice(0, -defaultPort.length - 1) : h
   return url.host === normalisedHost
+}
+
+function isTls (request: FastifyRequest): boolean {
+  return (request.raw.socket as { encrypted?: boolean } | null)?.encrypted === true
 }
 
 export function originCheck (route: RouteContext): onRequestHookHandler {
@@ -36,7 +45,7 @@ export function originCheck (route: RouteContext): onRequestHookHandler {
     if (route.origins === '*') return done()
     // Node joins duplicate Origin headers with ", ", which no origin contains: refused here
     const origin = normaliseOrigin(raw)
-    const allowed = origin !== null && (route.origins === null ? sameOrigin(origin, request.headers.host) : route.origins.includes(origin))
+    const allowed = origin !== null && (route.origins === null ? sameOrigin(origin, request.headers.host, isTls(request)) : route.origins.includes(origin))
     if (!allowed) return refuse(reply, 403, 'Origin not allowed.')
     done()
   }

@@ -10,7 +10,7 @@
  *   }
  * }
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+
 export interface WsxRegistry {}
 
 /** The identity a strategy attaches when nothing is declared: JWT-like claims with a `sub`. */

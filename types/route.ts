@@ -112,7 +112,6 @@ export interface ActionOptions<
   handler: (this: FastifyInstance, msg: WsxMessage<DataOf<Req>, Obj>, conn: ConnFor<Pub>) => ReplyOf<Res> | Promise<ReplyOf<Res>>
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAction = ActionOptions<any, any, any, any>
 
 /** A channel (PROTOCOL §6): params schema, an authorize check and the group it maps to. */
@@ -127,5 +126,4 @@ export interface ChannelOptions<P extends TSchema = TSchema> {
   summary?: string
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyChannel = ChannelOptions<any>

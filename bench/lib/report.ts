@@ -3,15 +3,10 @@
 // PASS/MISS for fastify-wsx.
 import type { Scenario } from './plan.js'
 import { PEER_INFO } from './peers.js'
-import type { DRIVERS } from './scenarios.js'
-import type { PeerName } from './types.js'
+import type { ScenarioResults } from './scenarios.js'
+import type { Outcome, PeerName } from './types.js'
 
-/** What one peer produced in one scenario. */
-export type Outcome<T> =
-  | { ok: true, value: T }
-  | { ok: false, reason: string }
-
-export type ResultOf<S extends Scenario> = Awaited<ReturnType<typeof DRIVERS[S]>>
+export type ResultOf<S extends Scenario> = ScenarioResults[S]
 
 /** Every outcome of a run, by scenario then peer. */
 export type Results = { [S in Scenario]?: Partial<Record<PeerName, Outcome<ResultOf<S>>>> }

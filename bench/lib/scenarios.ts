@@ -3,11 +3,11 @@
 // numbers, and always stops what it started.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Child } from './children.js'
-import { startPeer, type RunningPeer, type StartOptions } from './peers.js'
+import { PEER_INFO, startPeer, type RunningPeer, type StartOptions } from './peers.js'
 import { startRedisServer, hasRedisServer } from './redis-server.js'
 import { median, type LatencySummary } from './stats.js'
 import type { Plan } from './plan.js'
-import type { ConnectSpec, PeerName } from './types.js'
+import type { ConnectSpec, Outcome, PeerName } from './types.js'
 
 /** Result of the throughput scenario (medians over the repetitions). */
 export interface ThroughputResult { rtps: number, cpuUsPerRt: number, errors: number, samples: number[] }
@@ -33,6 +33,9 @@ export interface DriverContext {
 
 interface Mark { replies: number, errors: number, t: number }
 
+/** Outcomes of one scenario, by peer. */
+export type PeerOutcomes = Partial<Record<PeerName, Outcome<unknown>>>
+
 /** Raised when a scenario does not apply to a peer; reported as "n/a", not as a failure. */
 export class NotApplicable extends Error {}
 
@@ -47,8 +50,8 @@ async function withPeer<T> (name: PeerName, opts: StartOptions, ctx: DriverConte
   }
 }
 
-async function openConnections (ctx: DriverContext, spec: ConnectSpec, count: number, concurrency = 50): Promise<void> {
-  await ctx.load.call('open', { spec, count, concurrency }, 180_000)
+async function openConnections (ctx: DriverContext, pool: string, spec: ConnectSpec, count: number, concurrency = 50): Promise<void> {
+  await ctx.load.call('open', { pool, spec, count, concurrency }, 180_000)
 }
 
 /** Waits (bounded) until the server counts `n` open sockets, so it has finished setting them up. */
@@ -62,18 +65,80 @@ async function awaitServerConnections (peer: RunningPeer, n: number, ms = 10_000
   if (seen !== n && seen !== -1) throw new Error(`server sees ${seen} connections, expected ${n}`)
 }
 
-/** Request/response throughput, 50 connections × 10 in flight, and server CPU per round-trip. */
-export function throughput (name: PeerName, ctx: DriverContext): Promise<ThroughputResult> {
-  const p = ctx.plan.throughput
-  // one user per connection, so the demo's per-user throttle (1 000 000/min) is never the limit
-  return withPeer(name, { users: p.connections }, ctx, async (peer) => {
-    await openConnections(ctx, peer.spec, p.connections)
-    await ctx.load.call('pumpStart', { inflight: p.inflight })
-    await sleep(p.warmupMs)
-    const rates: number[] = []
-    const cpus: number[] = []
-    let errors = 0
+/**
+ * Runs `prepare` for every peer, then `measure` `reps` times round-robin (A B C A B C ...),
+ * so load from outside the bench drifts over all peers alike instead of hitting one.
+ */
+async function interleaved<R> (
+  peers: PeerName[], ctx: DriverContext, opts: StartOptions,
+  prepare: (peer: RunningPeer) => Promise<void>,
+  measure: (peer: RunningPeer, acc: R[]) => Promise<void>,
+  reduce: (acc: R[]) => unknown
+): Promise<PeerOutcomes> {
+  const out: PeerOutcomes = {}
+  const running: RunningPeer[] = []
+  const acc = new Map<PeerName, R[]>()
+  const fail = (name: PeerName, err: unknown): void => {
+    const reason = err instanceof Error ? err.message : String(err)
+    out[name] = { ok: false, reason }
+    ctx.log(`    ${PEER_INFO[name].label} FAILED: ${reason}`)
+  }
+  try {
+    for (const name of peers) {
+      ctx.log(`  ${PEER_INFO[name].label}: start and warm up`)
+      try {
+        const peer = await startPeer(name, opts)
+        running.push(peer)
+        await prepare(peer)
+        acc.set(name, [])
+      } catch (err) {
+        fail(name, err)
+      }
+    }
     for (let rep = 0; rep < ctx.plan.reps; rep++) {
+      for (const peer of running) {
+        const samples = acc.get(peer.name)
+        if (samples === undefined) continue
+        try {
+          await measure(peer, samples)
+          ctx.log(`  rep ${rep + 1}/${ctx.plan.reps} ${PEER_INFO[peer.name].label} done`)
+        } catch (err) {
+          fail(peer.name, err)
+          acc.delete(peer.name)
+        }
+      }
+    }
+    for (const [name, samples] of acc) out[name] = { ok: true, value: reduce(samples) }
+    return out
+  } finally {
+    await ctx.load.call('closeAll').catch(() => {})
+    for (const peer of running) await peer.stop()
+  }
+}
+
+interface ThroughputSample { rate: number, cpu: number, errors: number }
+
+/** Request/response throughput, 50 connections × 10 in flight, and server CPU per round-trip. */
+export function throughput (peers: PeerName[], ctx: DriverContext): Promise<PeerOutcomes> {
+  const p = ctx.plan.throughput
+  // pump for a while, then run `window`; stop pumping even if a call in between failed
+  const pumpFor = async (peer: RunningPeer, warmupMs: number, window: () => Promise<void>): Promise<void> => {
+    await ctx.load.call('pumpStart', { pool: peer.name, inflight: p.inflight })
+    try {
+      await sleep(warmupMs)
+      await window()
+    } finally {
+      await ctx.load.call('pumpStop')
+    }
+  }
+  return interleaved<ThroughputSample>(peers, ctx,
+    // one user per connection, so the demo's per-user throttle (1 000 000/min) is never the limit
+    { users: p.connections },
+    async (peer) => {
+      await openConnections(ctx, peer.name, peer.spec, p.connections)
+      await pumpFor(peer, p.warmupMs, async () => {})
+    },
+    (peer, acc) => pumpFor(peer, Math.min(500, p.warmupMs), async () => {
       const c0 = await peer.cpu()
       const m0 = await ctx.load.call<Mark>('mark')
       await sleep(p.windowMs)
@@ -81,22 +146,27 @@ export function throughput (name: PeerName, ctx: DriverContext): Promise<Through
       const m1 = await ctx.load.call<Mark>('mark')
       const done = m1.replies - m0.replies
       if (done <= 0) throw new Error('no replies in the measurement window')
-      rates.push(done / ((m1.t - m0.t) / 1000))
-      cpus.push(((c1.userUs + c1.systemUs) - (c0.userUs + c0.systemUs)) / done)
-      errors += m1.errors - m0.errors
-    }
-    await ctx.load.call('pumpStop')
-    return { rtps: median(rates), cpuUsPerRt: median(cpus), errors, samples: rates }
-  })
+      acc.push({
+        rate: done / ((m1.t - m0.t) / 1000),
+        cpu: ((c1.userUs + c1.systemUs) - (c0.userUs + c0.systemUs)) / done,
+        errors: m1.errors - m0.errors
+      })
+    }),
+    (acc): ThroughputResult => ({
+      rtps: median(acc.map((a) => a.rate)),
+      cpuUsPerRt: median(acc.map((a) => a.cpu)),
+      errors: acc.reduce((n, a) => n + a.errors, 0),
+      samples: acc.map((a) => a.rate)
+    }))
 }
 
 /** Latency at a fixed request rate (open loop), 50 connections. */
 export function latency (name: PeerName, ctx: DriverContext): Promise<LatencyResult> {
   const p = ctx.plan.latency
   return withPeer(name, { users: p.connections }, ctx, async (peer) => {
-    await openConnections(ctx, peer.spec, p.connections)
+    await openConnections(ctx, name, peer.spec, p.connections)
     const r = await ctx.load.call<LatencySummary & { errors: number, achievedRate: number, lost: number }>(
-      'latency', { rate: p.rate, warmupMs: p.warmupMs, durationMs: p.durationMs }, p.warmupMs + p.durationMs + 30_000)
+      'latency', { pool: name, rate: p.rate, warmupMs: p.warmupMs, durationMs: p.durationMs }, p.warmupMs + p.durationMs + 30_000)
     if (r.lost > 0) throw new Error(`${r.lost} requests never answered`)
     return { p50: r.p50, p99: r.p99, max: r.max, achievedRate: r.achievedRate, errors: r.errors }
   })
@@ -110,11 +180,11 @@ export function broadcast (name: PeerName, ctx: DriverContext): Promise<Broadcas
     let open = 0
     for (const size of p.sizes) {
       // grow the audience: the sender plus `size` receivers
-      await openConnections(ctx, peer.spec, size + 1 - open, 100)
+      await openConnections(ctx, name, peer.spec, size + 1 - open, 100)
       open = size + 1
       await awaitServerConnections(peer, open)
       const r = await ctx.load.call<{ receivers: number, times: number[] }>(
-        'broadcast', { repeats: p.repeats, pauseMs: 100, timeoutMs: 20_000 }, p.repeats * 21_000)
+        'broadcast', { pool: name, repeats: p.repeats, pauseMs: 100, timeoutMs: 20_000 }, p.repeats * 21_000)
       const lastMs = median(r.times)
       points.push({ size: r.receivers, lastMs, deliveriesPerSec: r.receivers / (lastMs / 1000) })
       ctx.log(`    ${size} sockets: last after ${lastMs.toFixed(2)} ms`)
@@ -128,12 +198,12 @@ export function memory (name: PeerName, ctx: DriverContext): Promise<MemoryResul
   const n = ctx.plan.memory.connections
   return withPeer(name, { users: 1 }, ctx, async (peer) => {
     // warm the connection path first, so one-time costs (JIT, caches) are not counted per socket
-    await openConnections(ctx, peer.spec, 20)
+    await openConnections(ctx, name, peer.spec, 20)
     await ctx.load.call('closeAll')
     await awaitServerConnections(peer, 0)
     await sleep(200)
     const before = await peer.mem()
-    await openConnections(ctx, peer.spec, n, 100)
+    await openConnections(ctx, name, peer.spec, n, 100)
     await awaitServerConnections(peer, n)
     await sleep(500)
     const after = await peer.mem()
@@ -145,30 +215,31 @@ export function memory (name: PeerName, ctx: DriverContext): Promise<MemoryResul
   })
 }
 
+interface HandshakeSample { rate: number, cpu: number, errors: number }
+
 /** Connections made usable per second (wsx: one JWT verified at each upgrade). */
-export function handshake (name: PeerName, ctx: DriverContext): Promise<HandshakeResult> {
+export function handshake (peers: PeerName[], ctx: DriverContext): Promise<PeerOutcomes> {
   const p = ctx.plan.handshake
-  return withPeer(name, { users: 1 }, ctx, async (peer) => {
-    const run = (durationMs: number) => ctx.load.call<{ count: number, errors: number, seconds: number, firstError?: string }>(
-      'handshakes', { spec: peer.spec, durationMs, concurrency: p.concurrency }, durationMs + 60_000)
-    await run(p.warmupMs)
-    const samples: number[] = []
-    const cpus: number[] = []
-    let errors = 0
-    for (let rep = 0; rep < ctx.plan.reps; rep++) {
+  const run = (peer: RunningPeer, durationMs: number) => ctx.load.call<{ count: number, errors: number, seconds: number, firstError?: string }>(
+    'handshakes', { spec: peer.spec, durationMs, concurrency: p.concurrency }, durationMs + 60_000)
+  return interleaved<HandshakeSample>(peers, ctx, { users: 1 },
+    async (peer) => { await run(peer, p.warmupMs) },
+    async (peer, acc) => {
       const c0 = await peer.cpu()
-      const r = await run(p.durationMs)
+      const r = await run(peer, p.durationMs)
       const c1 = await peer.cpu()
       if (r.count === 0) throw new Error(`no handshake succeeded: ${r.firstError ?? 'unknown error'}`)
-      samples.push(r.count / r.seconds)
-      // includes tearing the socket down again: each handshake here is a whole connection's life
-      cpus.push(((c1.userUs + c1.systemUs) - (c0.userUs + c0.systemUs)) / r.count)
-      errors += r.errors
-      // let the closed sockets drain so one repetition does not pay for the previous one
+      // the CPU includes tearing the socket down again: each handshake is a whole connection's life
+      acc.push({ rate: r.count / r.seconds, cpu: ((c1.userUs + c1.systemUs) - (c0.userUs + c0.systemUs)) / r.count, errors: r.errors })
+      // let the closed sockets drain so the next measurement does not pay for this one
       await sleep(300)
-    }
-    return { perSec: median(samples), cpuUsPerHandshake: median(cpus), errors, samples }
-  })
+    },
+    (acc): HandshakeResult => ({
+      perSec: median(acc.map((a) => a.rate)),
+      cpuUsPerHandshake: median(acc.map((a) => a.cpu)),
+      errors: acc.reduce((n, a) => n + a.errors, 0),
+      samples: acc.map((a) => a.rate)
+    }))
 }
 
 /** fastify-wsx only: broadcast latency to another instance through Redis, over local delivery. */
@@ -200,5 +271,17 @@ export async function redis (name: PeerName, ctx: DriverContext): Promise<RedisR
   }
 }
 
-/** Drivers by scenario name. */
-export const DRIVERS = { throughput, latency, broadcast, memory, handshake, redis } as const
+/** What each scenario yields per peer. */
+export interface ScenarioResults {
+  throughput: ThroughputResult
+  latency: LatencyResult
+  broadcast: BroadcastResult
+  memory: MemoryResult
+  handshake: HandshakeResult
+  redis: RedisResult
+}
+
+/** Scenarios measured one peer at a time (a fresh server each). */
+export const PER_PEER_DRIVERS = { latency, broadcast, memory, redis } as const
+/** Scenarios with repetitions, measured with all peers' servers up, in turns. */
+export const INTERLEAVED_DRIVERS = { throughput, handshake } as const

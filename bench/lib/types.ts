@@ -38,3 +38,8 @@ export interface BenchData {
 
 /** The payload used by every scenario, the same for every peer. */
 export const PAYLOAD = 'x'.repeat(100)
+
+/** What one peer produced in one scenario. */
+export type Outcome<T> =
+  | { ok: true, value: T }
+  | { ok: false, reason: string }

@@ -8,8 +8,15 @@ import { PAYLOAD, type BenchData, type ConnectSpec } from '../lib/types.js'
 import { connect, connectMany, type BenchConn } from './clients.js'
 
 const data: BenchData = { p: PAYLOAD }
-let conns: BenchConn[] = []
+/** Open connections by pool name (one pool per peer, so peers can be measured in turns). */
+const pools = new Map<string, BenchConn[]>()
 let nextId = 1
+
+function pool (name: string): BenchConn[] {
+  const conns = pools.get(name)
+  if (conns === undefined || conns.length === 0) throw new Error(`no connections open in pool ${name}`)
+  return conns
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -23,37 +30,48 @@ async function waitFor (done: () => boolean, ms: number): Promise<boolean> {
   return true
 }
 
-/** Adds `count` connections to the pool (offset keeps wsx tokens round-robin across calls). */
-async function open (args: { spec: ConnectSpec, count: number, concurrency: number }): Promise<{ open: number, ms: number }> {
+/** Adds `count` connections to a pool (offset keeps wsx tokens round-robin across calls). */
+async function open (args: { pool: string, spec: ConnectSpec, count: number, concurrency: number }): Promise<{ open: number, ms: number }> {
   const t0 = performance.now()
-  const added = await connectMany(args.spec, args.count, args.concurrency, conns.length)
-  conns = conns.concat(added)
+  const before = pools.get(args.pool) ?? []
+  const added = await connectMany(args.spec, args.count, args.concurrency, before.length)
+  const conns = before.concat(added)
+  pools.set(args.pool, conns)
   return { open: conns.length, ms: performance.now() - t0 }
 }
 
-function closeAll (): { closed: number } {
-  const closed = conns.length
-  for (const c of conns) c.close()
-  conns = []
+/** Closes one pool, or every pool when none is named. */
+function closeAll (args: { pool?: string } | undefined): { closed: number } {
+  let closed = 0
+  for (const [name, conns] of pools) {
+    if (args?.pool !== undefined && args.pool !== name) continue
+    for (const c of conns) c.close()
+    closed += conns.length
+    pools.delete(name)
+  }
   return { closed }
 }
 
 // ---- closed-loop throughput: each connection keeps `inflight` requests outstanding ----
-const pump = { running: false, replies: 0, errors: 0, outstanding: 0 }
+interface Pump { running: boolean, replies: number, errors: number, outstanding: number }
+// each start gets its own state, so a late reply on a previous pool can never restart it
+let pump: Pump = { running: false, replies: 0, errors: 0, outstanding: 0 }
 
-function pumpStart (args: { inflight: number }): { connections: number } {
-  if (conns.length === 0) throw new Error('no connections open')
-  Object.assign(pump, { running: true, replies: 0, errors: 0, outstanding: 0 })
+function pumpStart (args: { pool: string, inflight: number }): { connections: number } {
+  if (pump.running) throw new Error('already pumping')
+  const conns = pool(args.pool)
+  const state: Pump = { running: true, replies: 0, errors: 0, outstanding: 0 }
+  pump = state
   for (const conn of conns) {
     const send = (): void => {
-      pump.outstanding++
+      state.outstanding++
       conn.request(nextId++, 'bench.echo', data)
     }
     conn.onReply = (_id, ok) => {
-      pump.outstanding--
-      if (ok) pump.replies++
-      else pump.errors++
-      if (pump.running) send()
+      state.outstanding--
+      if (ok) state.replies++
+      else state.errors++
+      if (state.running) send()
     }
     for (let i = 0; i < args.inflight; i++) send()
   }
@@ -66,13 +84,14 @@ function mark (): { replies: number, errors: number, t: number } {
 }
 
 async function pumpStop (): Promise<{ drained: boolean }> {
-  pump.running = false
-  return { drained: await waitFor(() => pump.outstanding <= 0, 10_000) }
+  const state = pump
+  state.running = false
+  return { drained: await waitFor(() => state.outstanding <= 0, 10_000) }
 }
 
 // ---- open-loop latency at a fixed rate, round-robin over the open connections ----
-async function latency (args: { rate: number, warmupMs: number, durationMs: number }): Promise<LatencySummary & { errors: number, achievedRate: number, lost: number }> {
-  if (conns.length === 0) throw new Error('no connections open')
+async function latency (args: { pool: string, rate: number, warmupMs: number, durationMs: number }): Promise<LatencySummary & { errors: number, achievedRate: number, lost: number }> {
+  const conns = pool(args.pool)
   const total = Math.round(args.rate * (args.warmupMs + args.durationMs) / 1000)
   const sentAt = new Float64Array(total)
   const tookMs = new Float64Array(total).fill(-1)
@@ -113,8 +132,8 @@ async function latency (args: { rate: number, warmupMs: number, durationMs: numb
 }
 
 // ---- broadcast fan-out: conns[0] sends, every other open connection must receive ----
-async function broadcast (args: { repeats: number, pauseMs: number, timeoutMs: number }): Promise<{ receivers: number, times: number[] }> {
-  const [sender, ...receivers] = conns
+async function broadcast (args: { pool: string, repeats: number, pauseMs: number, timeoutMs: number }): Promise<{ receivers: number, times: number[] }> {
+  const [sender, ...receivers] = pool(args.pool)
   if (sender === undefined || receivers.length === 0) throw new Error('broadcast needs a sender and receivers')
   const times: number[] = []
   let replyOk = true
@@ -190,7 +209,7 @@ async function deliveryLatency (args: { sender: ConnectSpec, receiver: ConnectSp
 
 serveRpc({
   open: (a) => open(a as Parameters<typeof open>[0]),
-  closeAll: () => closeAll(),
+  closeAll: (a) => closeAll(a as Parameters<typeof closeAll>[0]),
   pumpStart: (a) => pumpStart(a as Parameters<typeof pumpStart>[0]),
   mark: () => mark(),
   pumpStop: () => pumpStop(),

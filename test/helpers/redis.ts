@@ -11,9 +11,9 @@ import { Redis } from 'ioredis'
 
 interface TapLike {
   teardown (fn: () => unknown): void
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+
   skip (...args: any[]): unknown
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+
   fail (...args: any[]): unknown
 }
 

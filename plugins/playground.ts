@@ -1,0 +1,103 @@
+// The playground: one self-contained page (no CDN, no build step) that lists every wsx
+// route and action from the route table, connects with a token and sends actions. A
+// development tool: it refuses to register in production unless told otherwise.
+import fp from 'fastify-plugin'
+import createError from '@fastify/error'
+import type { FastifyInstance } from 'fastify'
+import { toPlainSchema } from '../lib/asyncapi.js'
+import { BuiltinAction } from '../lib/protocol.js'
+import type { RouteContext } from '../lib/route.js'
+import { playgroundHtml } from './playground-page.js'
+
+/** Options of the `wsxPlayground` plugin. */
+export interface WsxPlaygroundOptions {
+  /** where the page is served; the route list is at `<path>/routes.json`. Default `/wsx/playground` */
+  path?: string
+  /** register even when NODE_ENV is `production` (off: the page lists every action) */
+  enableInProduction?: boolean
+}
+
+export const playgroundErrors = {
+  WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
+    'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500, Error)
+} as const
+
+/** One route as the page sees it: what it needs to build URLs, forms and skeletons. */
+export interface PlaygroundRoute {
+  url: string
+  params: Array<{ name: string, schema: Record<string, unknown> | null }>
+  auth: { upgrade: boolean, handshake: boolean }
+  actions: Array<{ name: string, public: boolean, summary?: string, request: Record<string, unknown> | null, builtin?: true }>
+  events: string[]
+  channels: Array<{ name: string, params: Record<string, unknown>, events: string[], summary?: string }>
+}
+
+/** The route list the page fetches, built from `app.wsx.routes`. */
+export function playgroundRoutes (routes: readonly RouteContext[]): PlaygroundRoute[] {
+  return routes.map((route) => {
+    const paramsSchema = route.options.schema?.params as { properties?: Record<string, never> } | undefined
+    const channelNames = [...route.channels.keys()]
+    const actions: PlaygroundRoute['actions'] = [...route.actions.values()].map((a) => ({
+      name: a.name,
+      public: a.public,
+      ...(a.summary && { summary: a.summary }),
+      request: a.request ? toPlainSchema(a.request) : null
+    }))
+    actions.push({ name: BuiltinAction.ping, public: true, summary: 'built-in liveness check', request: null, builtin: true })
+    if (channelNames.length > 0) {
+      const subscribe = {
+        type: 'object',
+        properties: { channel: { type: 'string', enum: channelNames }, params: { type: 'object' } }
+      }
+      actions.push({ name: BuiltinAction.subscribe, public: false, summary: 'built-in: subscribe to a channel', request: subscribe, builtin: true })
+      actions.push({ name: BuiltinAction.unsubscribe, public: false, summary: 'built-in: unsubscribe', request: subscribe, builtin: true })
+    }
+    return {
+      url: route.url,
+      params: [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => {
+        const name = m[1] as string
+        const schema = paramsSchema?.properties?.[name]
+        return { name, schema: schema ? toPlainSchema(schema) : null }
+      }),
+      auth: { upgrade: route.upgradeStrategies.length > 0, handshake: route.handshake !== null },
+      actions,
+      events: Object.keys(route.options.events ?? {}),
+      channels: [...route.channels.values()].map((c) => ({
+        name: c.name,
+        params: toPlainSchema(c.params),
+        events: Object.keys(c.events ?? {}),
+        ...(c.summary && { summary: c.summary })
+      }))
+    }
+  })
+}
+
+async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOptions): Promise<void> {
+  if (process.env.NODE_ENV === 'production' && opts.enableInProduction !== true) {
+    throw new playgroundErrors.WSX_ERR_PLAYGROUND_IN_PRODUCTION()
+  }
+  const path = (opts.path ?? '/wsx/playground').replace(/\/+$/, '')
+  const html = playgroundHtml(`${path}/routes.json`)
+  fastify.get(path, { schema: { hide: true } }, async (request, reply) => {
+    // inline script and style are the point of a one-file page; everything else stays same-origin
+    const host = request.host
+    reply.header('content-security-policy',
+      `default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' ws://${host} wss://${host}; base-uri 'none'; form-action 'none'`)
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('cache-control', 'no-store')
+    return reply.type('text/html; charset=utf-8').send(html)
+  })
+  // built on each request: cheap, and always matches the routes declared so far
+  fastify.get(`${path}/routes.json`, { schema: { hide: true } }, async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return { routes: playgroundRoutes(fastify.wsx.routes) }
+  })
+}
+
+/**
+ * Serves the playground page at `path` (default `/wsx/playground`). Throws
+ * WSX_ERR_PLAYGROUND_IN_PRODUCTION under NODE_ENV=production unless `enableInProduction`.
+ * @example if (dev) await app.register(wsxPlayground)
+ */
+export const wsxPlayground = fp(playgroundPlugin, { fastify: '5.x', name: 'fastify-wsx-playground', dependencies: ['fastify-wsx'] })
+export default wsxPlayground

@@ -1,0 +1,126 @@
+// The AsyncAPI document: valid for the official parser, and describing the demo's routes.
+import t from 'tap'
+import { Parser } from '@asyncapi/parser'
+import { buildDemo } from '../examples/chat/app.js'
+import { registerPages } from '../examples/chat/pages.js'
+import { buildAsyncApi, toAddress, toPlainSchema, toYaml } from '../lib/asyncapi.js'
+import { wsxAsyncApi } from '../plugins/asyncapi.js'
+import { Type } from '../index.js'
+import { build, verifyJwt } from './helpers/build.js'
+
+type Doc = Record<string, any>
+
+async function demo (t: Tap.Test) {
+  const app = await buildDemo({}, { logger: false })
+  await registerPages(app)
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+/** Diagnostics of error severity (0) from the official parser. */
+async function parserErrors (input: Doc | string) {
+  const diagnostics = await new Parser().validate(input as never)
+  return diagnostics.filter((d) => d.severity === 0).map((d) => `${d.code}: ${d.message} at ${d.path.join('/')}`)
+}
+
+t.test('the demo document validates with @asyncapi/parser, as JSON and as YAML', async (t) => {
+  const app = await demo(t)
+  const res = await app.inject('/wsx/asyncapi.json')
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /application\/json/)
+  const doc = res.json() as Doc
+  t.equal(doc.asyncapi, '3.0.0')
+  t.same(await parserErrors(doc), [])
+  const yaml = await app.inject('/wsx/asyncapi.yaml')
+  t.match(yaml.headers['content-type'], /yaml/)
+  t.same(await parserErrors(yaml.body), [])
+  // the parser reads the YAML back into the same document
+  const parsed = await new Parser().parse(yaml.body)
+  t.equal(parsed.document?.channels().length, Object.keys(doc.channels).length)
+})
+
+t.test('it describes the demo: chat route and params, chat.send, public.ping, room channel, bench', async (t) => {
+  const app = await demo(t)
+  const doc = app.wsxAsyncApi() as Doc
+  const chat = doc.channels.ws_chat_room
+  t.equal(chat.address, '/ws/chat/{room}')
+  t.match(chat.parameters.room.description, '^[a-z0-9-]{1,32}$')
+  t.same(chat['x-wsx-auth'].public_actions, ['public.ping'])
+
+  const send = doc.operations['ws_chat_room.chat.send']
+  t.equal(send.action, 'send')
+  t.equal(send['x-wsx-public'], false)
+  t.same(send.security, [{ $ref: '#/components/securitySchemes/httpBearerToken' }])
+  t.match(send['x-wsx-throttle'], [{ bucket: 'chat.send', max: 5, window_ms: 10_000, key: 'user' }])
+  t.same(send.messages, [{ $ref: '#/channels/ws_chat_room/messages/chat.send.request' }])
+  t.same(send.reply.messages.map((m: Doc) => m.$ref), ['#/channels/ws_chat_room/messages/chat.send.reply', '#/channels/ws_chat_room/messages/error'])
+
+  const request = chat.messages['chat.send.request'].payload
+  t.same(request.properties.action, { type: 'string', const: 'chat.send' })
+  t.same(request.properties.data, { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 4000 } } })
+  t.same(chat.messages['chat.send.reply'].payload.properties.data.required, ['user', 'text'])
+  t.same(chat.messages.error.payload.properties.error.properties.code.enum.includes('throttled'), true)
+
+  const ping = doc.operations['ws_chat_room.public.ping']
+  t.equal(ping['x-wsx-public'], true)
+  t.notOk(ping.security, 'public actions carry no security requirement')
+  t.equal(doc.operations['ws_chat_room.admin.stats']['x-wsx-public'], false)
+
+  // server events: the route's and the room channel's (with channel + params)
+  t.equal(doc.operations['ws_chat_room.event.chat.message'].action, 'receive')
+  const channelEvent = chat.messages['channel.room.chat.message'].payload
+  t.same(channelEvent.properties.channel, { type: 'string', const: 'room' })
+  t.equal(channelEvent.properties.params.properties.room.pattern, '^[a-z0-9-]{1,32}$')
+  t.match(chat['x-wsx-channels'], [{ name: 'room', events: ['chat.message'] }])
+  t.ok(chat.messages['channel.subscribe.request'])
+  t.equal(chat.messages['socket.handshake'].payload.properties.data.properties.attempts.const, 2)
+
+  const bench = doc.channels.ws_bench
+  t.equal(bench.address, '/ws/bench')
+  t.same(bench['x-wsx-auth'], { upgrade: true, handshake: false, public_actions: [] })
+  t.match(doc.operations['ws_bench.bench.echo']['x-wsx-throttle'], [{ max: 1_000_000, window_ms: 60_000 }])
+  t.notOk(bench.messages['socket.handshake'], 'no handshake frames on an upgrade-only route')
+  t.equal(doc.operations['ws_bench.event.bench.tick'].action, 'receive')
+
+  t.equal(doc['x-wsx-close-codes']['4408'], 'locked out: authorize attempts exhausted')
+  t.equal(doc['x-wsx-error-codes'].throttled, 'Request was throttled.')
+  t.same(doc.components.securitySchemes.httpBearerToken.scheme, 'bearer')
+})
+
+t.test('the output is plain JSON: no symbol keys, round-trips unchanged', async (t) => {
+  const app = await demo(t)
+  const doc = app.wsxAsyncApi()
+  t.same(JSON.parse(JSON.stringify(doc)), doc)
+  const walk = (v: unknown): number => {
+    if (v === null || typeof v !== 'object') return 0
+    return Object.getOwnPropertySymbols(v).length + Object.values(v).reduce((n: number, x) => n + walk(x), 0)
+  }
+  t.equal(walk(doc), 0)
+  const schema = Type.Object({ a: Type.Optional(Type.String()) })
+  t.ok(Object.getOwnPropertySymbols(schema).length > 0, 'TypeBox does carry symbols')
+  t.equal(Object.getOwnPropertySymbols(toPlainSchema(schema)).length, 0)
+})
+
+t.test('routes declared after the plugin, in a prefixed scope, are included; keys stay unique', async (t) => {
+  const app = await build(t)
+  await app.register(wsxAsyncApi, { info: { title: 'Test', version: '9.9.9' }, servers: { local: { host: 'localhost:3000', protocol: 'ws' } } })
+  app.register(async (scope) => {
+    scope.wsx.route({ url: '/ws/:a/:b', authenticate: [verifyJwt], actions: { 'x.y': { handler: async () => ({}) } } })
+  }, { prefix: '/v1' })
+  app.wsx.route({ url: '/ws-a-b', actions: { 'x.y': { public: true, handler: async () => ({}) } } })
+  await app.ready()
+  const doc = (await app.inject('/wsx/asyncapi.json')).json() as Doc
+  t.same(Object.keys(doc.channels), ['v1_ws_a_b', 'ws_a_b'])
+  t.equal(doc.channels.v1_ws_a_b.address, '/v1/ws/{a}/{b}')
+  t.same(Object.keys(doc.channels.v1_ws_a_b.parameters), ['a', 'b'])
+  t.same(doc.info, { title: 'Test', version: '9.9.9', description: doc.info.description })
+  t.equal(doc.servers.local.protocol, 'ws')
+  t.same(await parserErrors(doc), [])
+  t.equal(toAddress('/x/:id/y'), '/x/{id}/y')
+})
+
+t.test('toYaml renders nested objects, arrays and empty values', async (t) => {
+  const yaml = toYaml({ a: { b: [1, 'x', { c: true }], d: [] }, e: {}, f: null })
+  t.equal(yaml, '\n"a":\n  "b":\n    - 1\n    - "x"\n    - "c": true\n  "d": []\n"e": {}\n"f": null')
+})
