@@ -15,7 +15,7 @@ import sjson from 'secure-json-parse'
 import type { Redis, RedisOptions } from 'ioredis'
 import { GROUP_PATTERN } from './protocol.js'
 import { errors } from './errors.js'
-import { createRedis } from './redis.js'
+import { createRedis, disconnectRedis } from './redis.js'
 
 /** The part of a pino/Fastify logger the bus uses. */
 export interface BusLogger {
@@ -321,9 +321,7 @@ export class Bus {
     if (!closed) this.log.warn({}, 'wsx bus: emitter did not close in time; disconnecting')
     if (this.redis) {
       // quit() can wait forever while Redis is down (STACK §8): cut the sockets and stop reconnecting
-      for (const conn of [this.redis.subConn, this.redis.pubConn]) {
-        if (conn.status !== 'end') conn.disconnect()
-      }
+      await Promise.all([disconnectRedis(this.redis.subConn), disconnectRedis(this.redis.pubConn)])
     }
   }
 

@@ -76,10 +76,25 @@ export async function closeRedis (client: Redis, ms = 1000): Promise<void> {
   await Promise.race([quit, timeout])
   clearTimeout(timer)
   // re-read after the await: quit() may have ended the connection meanwhile
-  if ((client.status as string) === 'end') return
+  if ((client.status as string) !== 'end') await disconnectRedis(client, Math.min(ms, 200))
+}
+
+/**
+ * Drops the connection now and stops reconnecting. disconnect() only half-closes the
+ * socket, and a frozen server never answers the FIN: the socket (and the process) would
+ * linger, so after `ms` the socket is destroyed.
+ */
+export async function disconnectRedis (client: Redis, ms = 200): Promise<void> {
+  if (client.status === 'end') return
+  let timer: NodeJS.Timeout | undefined
   const ended = new Promise<void>((resolve) => { client.once('end', resolve) })
-  client.disconnect() // no reconnection from here on; 'end' follows once the socket is closed
-  await Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.min(ms, 200)) })])
+  const waitEnd = (wait: number) => Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, wait) })])
+  client.disconnect()
+  await waitEnd(ms)
+  clearTimeout(timer)
+  if ((client.status as string) === 'end') return
+  client.stream?.destroy()
+  await waitEnd(50)
   clearTimeout(timer)
 }
 

@@ -41,7 +41,7 @@ export interface DrainReport {
  */
 export async function drainConnections (core: Core, server?: SocketServerLike): Promise<DrainReport> {
   const started = Date.now()
-  core.closing = true
+  core.closing = true; console.log("DRAIN START")
   const { graceMs, windowMs } = core.config.shutdown
   const conns = () => [...core.connections] as unknown as Connection[]
 

@@ -220,6 +220,13 @@ t.test('frozen Redis: publish rejects on its timeout instead of hanging', async 
   redis.thaw()
   await bus.publish('room', 'thawed')
   await waitFor('delivery after thaw', () => room.frames.includes('thawed'))
+
+  redis.freeze()
+  const closing = Date.now()
+  await bus.close()
+  const closeTook = Date.now() - closing
+  t.ok(closeTook < 1000 + 600, `close() with a frozen Redis took ${closeTook} ms`)
+  redis.thaw()
 })
 
 t.test('close() does not hang when Redis is down, even with a subscription queued', async (t) => {

@@ -115,6 +115,13 @@ function connect (t: Test, url: string, opts: ClientOptions = {}): WsxClient<typ
   return client
 }
 
+/** Rejects instead of hanging when `promise` takes longer than `ms`: a failure shows at once. */
+function within<T> (promise: Promise<T>, what: string, ms = 2000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const limit = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms) })
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer))
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Resolves with the arguments of the next emission of a client event. */
@@ -602,7 +609,7 @@ t.test('against a real fastify-wsx server', async (t) => {
   // WsxEventMap may be narrowed by an app's augmentation elsewhere in the program: send untyped
   const broadcast = app.wsx.broadcast.bind(app.wsx) as (group: string, action: string, data: unknown) => Promise<void>
   await broadcast('room:general', 'room.notice', { text: 'welcome' })
-  t.same(await notice, { text: 'welcome' })
+  t.same(await within(notice, 'the group broadcast'), { text: 'welcome' })
   t.match(events, [{ action: 'chat.message', data: message, channel: 'room', params: { room: 'general' } }])
 
   // a wrong token: authentication_failed with the attempts left
@@ -617,7 +624,7 @@ t.test('against a real fastify-wsx server', async (t) => {
   // the app disconnects a user: 4403, and the client does not come back by itself
   const closed = nextEvent<{ code: number, willReconnect: boolean }>(client, 'close')
   await app.wsx.disconnectUser('alice')
-  t.match(await closed, { code: 4403, willReconnect: false })
+  t.match(await within(closed, 'close 4403'), { code: 4403, willReconnect: false })
   t.equal(client.state, 'stopped')
   t.same(await client.connect(), { via: 'authorize' }, 'connect() resumes with a fresh token')
   t.equal(minted, 2)

@@ -14,6 +14,7 @@ test('x', async (t) => {
   const reply = c.request('slow.op')
   await started
   console.log('closing')
+  const iv0 = setInterval(() => console.log('tick', (app as any).wsx.stats().connections, (process as any)._getActiveHandles().map((h: any) => h.constructor.name)), 300); iv0.unref()
   const closing = app.close()
   if (process.env.LATE) {
     const late = await connect(app, '/ws/chat', { token: tokenFor(app, 'late') }).then(() => null, (err: unknown) => err)

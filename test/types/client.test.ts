@@ -5,6 +5,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { createClient, WsxClientError, type ActionName, type EventName, type ReplyData, type RequestData } from '../../client/index.js'
 import type { chatRoute, plainRoute } from '../fixtures/client-route.js'
+import { action as serverAction, defineRoute as serverDefineRoute, Type } from '../../index.js'
 
 type Chat = typeof chatRoute
 
@@ -22,6 +23,38 @@ assertType<Equals<ReplyData<Chat, 'math.add'>, unknown>>()
 assertType<Equals<EventName<Chat>, 'chat.message' | 'room.notice' | 'room.typing'>>()
 assertType<Equals<ActionName<typeof plainRoute>, 'item.get' | 'item.count'>>()
 assertType<Equals<ReplyData<typeof plainRoute, 'item.get'>, { id: number, name: string }>>()
+
+// the server's own helpers: a route defined with them types the client the same way
+const serverRoute = serverDefineRoute({
+  url: '/ws/notes',
+  actions: {
+    'note.add': serverAction({
+      request: Type.Object({ body: Type.String() }),
+      response: Type.Object({ id: Type.Integer(), body: Type.String() }),
+      handler: async (msg) => ({ id: 1, body: msg.data.body })
+    })
+  },
+  events: { 'note.added': Type.Object({ id: Type.Integer() }) },
+  channels: { notes: { params: Type.Object({ board: Type.String() }) } }
+})
+type Notes = typeof serverRoute
+assertType<Equals<ActionName<Notes>, 'note.add'>>()
+assertType<Equals<RequestData<Notes, 'note.add'>, { body: string }>>()
+assertType<Equals<ReplyData<Notes, 'note.add'>, { id: number, body: string }>>()
+assertType<Equals<EventName<Notes>, 'note.added'>>()
+
+async function serverHelpersUsage (): Promise<void> {
+  const c = createClient<Notes>('ws://127.0.0.1/ws/notes', { WebSocket })
+  const note: { id: number, body: string } = await c.request('note.add', { body: 'x' })
+  // @ts-expect-error wrong data shape
+  await c.request('note.add', { text: 'x' })
+  // @ts-expect-error unknown action
+  await c.request('note.remove', { body: 'x' })
+  // @ts-expect-error wrong channel params
+  await c.subscribe('notes', { room: 'x' })
+  await c.subscribe('notes', { board: 'x' }, (event) => { const board: string = event.params.board; use(board) })
+  use(note)
+}
 
 async function typedUsage (): Promise<void> {
   const c = createClient<Chat>('ws://127.0.0.1/ws/chat/general', { WebSocket, token: async () => 'jwt' })
@@ -110,5 +143,7 @@ async function typedUsage (): Promise<void> {
 
 t.test('client types compile (checked by tsc)', async (t) => {
   t.type(typedUsage, 'function')
+  t.type(serverHelpersUsage, 'function')
+  t.equal(serverRoute.url, '/ws/notes')
   t.type(WsxClientError, 'function')
 })

@@ -1,0 +1,48 @@
+// DEMO.md with WSX_DEMO_REDIS_URL: two demo processes on one Redis act as one server.
+import { test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { connectUrl } from '../lib/testing.js'
+import { startRedis } from './helpers/redis.js'
+import { startDemo } from './helpers/demo-process.js'
+
+test('two demo processes on one Redis act as one server', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis) return
+  const env = { WSX_DEMO_REDIS_URL: redis.url, WSX_DEMO_SECRET: 'cluster-test-secret-cluster-test-secret' }
+  const [one, two] = await Promise.all([startDemo(t, env), startDemo(t, env)])
+
+  const alice = await connectUrl(`${one.ws}/ws/chat/lobby`, { token: await one.login('alice') })
+  const bob = await connectUrl(`${two.ws}/ws/chat/lobby`, { token: await two.login('bob') })
+  await alice.next('socket.authorized')
+  await bob.next('socket.authorized')
+  await sleep(150)
+
+  t.match(await alice.request('chat.send', { text: 'hi bob' }), { ok: true, data: { user: 'alice', text: 'hi bob' } })
+  t.strictSame(await bob.next('chat.message'), { action: 'chat.message', data: { user: 'alice', text: 'hi bob', room: 'lobby' } })
+  await sleep(150)
+  t.equal(bob.frames.filter((f) => f.action === 'chat.message').length, 1, 'exactly once')
+
+  t.strictSame((await alice.request('room.presence')).data, { users: ['alice', 'bob'] })
+  t.strictSame((await bob.request('room.presence')).data, { users: ['alice', 'bob'] })
+
+  const admin = await connectUrl(`${one.ws}/ws/chat/lobby`, { token: await one.login('admin') })
+  await admin.next('socket.authorized')
+  t.strictSame((await admin.request('room.kick', { user: 'bob' })).data, { closed: 1 })
+  t.equal((await bob.closed()).code, 4403)
+
+  // a Redis outage crashes neither process; its end brings socket.resync
+  const carol = await connectUrl(`${two.ws}/ws/chat/lobby`, { token: await two.login('carol') })
+  await carol.next('socket.authorized')
+  await sleep(150)
+  await redis.stop()
+  await sleep(500)
+  await redis.restart()
+  t.match(await carol.next('socket.resync', 10_000), { data: { groups: ['room:lobby'] } })
+  t.match(await alice.next('socket.resync', 10_000), { data: { groups: ['room:lobby'] } })
+  await sleep(300)
+  t.match(await alice.request('chat.send', { text: 'back' }), { ok: true })
+  t.match(await carol.next('chat.message', 5000), { data: { text: 'back' } })
+  t.equal(one.proc.exitCode, null, 'first process alive')
+  t.equal(two.proc.exitCode, null, 'second process alive')
+  for (const c of [alice, admin, carol]) await c.close()
+})

@@ -1,0 +1,72 @@
+// Runs the demo (`examples/chat/server.ts`) in its own process on a free port, for tests
+// that need real separate instances. Killed by pid at teardown.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+interface TapLike { teardown (fn: () => unknown): void }
+
+export interface DemoProcess {
+  port: number
+  http: string
+  ws: string
+  proc: ChildProcess
+  output: () => string
+  login (username: string): Promise<string>
+  stop (signal?: NodeJS.Signals): Promise<number | null>
+}
+
+export function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0))
+    })
+  })
+}
+
+export async function startDemo (t: TapLike, env: Record<string, string> = {}): Promise<DemoProcess> {
+  const port = await freePort()
+  let out = ''
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'examples/chat/server.ts'], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  proc.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  proc.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGKILL')
+      await exited
+    }
+  })
+  const http = `http://127.0.0.1:${port}`
+  const until = Date.now() + 20_000
+  for (;;) {
+    try {
+      const res = await fetch(`${http}/health`)
+      if (res.ok) break
+    } catch {}
+    if (proc.exitCode !== null || Date.now() > until) throw new Error(`demo did not start:\n${out}`)
+    await sleep(100)
+  }
+  return {
+    port,
+    http,
+    ws: `ws://127.0.0.1:${port}`,
+    proc,
+    output: () => out,
+    async login (username) {
+      const res = await fetch(`${http}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username }) })
+      return ((await res.json()) as { token: string }).token
+    },
+    async stop (signal = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode
+      proc.kill(signal)
+      return exited
+    }
+  }
+}
