@@ -13,7 +13,7 @@ export default [
     files: ['client/**/*.ts'],
     rules: {
       // the client runs in browsers: no Fastify, no Node-only module, no server code
-      'no-restricted-imports': ['error', { patterns: ['fastify', 'fastify/*', 'node:*', '../lib/*', '../plugins/*', '../index.js'] }]
+      'no-restricted-imports': ['error', { patterns: ['fastify', 'fastify/*', 'node:*', 'ws', '../lib/*', '../plugins/*', '../index.js'] }]
     }
   }
 ]

@@ -12,7 +12,7 @@ import { Core } from './lib/core.js'
 import { Bus, createRedisEmitter, type EmitterLike } from './lib/bus.js'
 import { GroupRegistry } from './lib/groups.js'
 import { createLimiter, createLockout } from './lib/stores/index.js'
-import { createRedis, closeRedis } from './lib/redis.js'
+import { createRedis, closeRedis, waitForRedis } from './lib/redis.js'
 import { MemoryPresence, RedisPresence } from './lib/presence.js'
 import { drainConnections } from './lib/shutdown.js'
 import { eventFrame } from './lib/envelope.js'
@@ -39,6 +39,8 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
 
   const target = redisTarget(opts.redis)
   const storeRedis: Redis | undefined = opts.redis === undefined ? undefined : createRedis(opts.redis as never, { purpose: 'store', onError: onStoreError })
+  // the store client has no offline queue: until it connects, throttles and locks fail closed
+  if (storeRedis && !await waitForRedis(storeRedis)) log.warn('wsx: Redis is not reachable yet; throttles and handshake locks fail closed until it is')
   const emitter = opts.emitter as EmitterLike | undefined ?? (target ? createRedisEmitter(target as never, config.namespace) : undefined)
   const bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
   const groups = new GroupRegistry(bus, config.maxGroupsPerConnection)

@@ -461,7 +461,12 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   #call (action: string, data: unknown, options: RequestOptions | undefined, gated: boolean): Promise<unknown> {
     if (this.#state === 'closed') return Promise.reject(closedError('The client was closed.', undefined, action))
     if (this.#state === 'stopped') return Promise.reject(closedError('The client is stopped; call connect() or authorize().', undefined, action))
-    const timeoutMs = positive(options?.timeoutMs, this.#timeoutMs, 'timeoutMs')
+    let timeoutMs: number
+    try {
+      timeoutMs = positive(options?.timeoutMs, this.#timeoutMs, 'timeoutMs')
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return new Promise((resolve, reject) => {
       const job: Job = { action, data, traceId: options?.traceId, resolve, reject, timer: undefined, id: undefined }
       job.timer = setTimeout(() => this.#expire(job, timeoutMs), timeoutMs)

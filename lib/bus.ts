@@ -169,7 +169,7 @@ const silentLog: BusLogger = { debug () {}, warn () {}, error () {} }
  * connection to publish (fails fast during an outage instead of queueing, PITFALLS 3).
  * Hand it to `new Bus({ emitter })`, which guards it and owns it (close() closes it).
  */
-export function createRedisEmitter (target: string | RedisOptions, namespace = 'wsx'): EmitterLike {
+export function createRedisEmitter (target: string | RedisOptions | Redis, namespace = 'wsx'): EmitterLike {
   const subConn = createRedis(target, { purpose: 'bus', connectionName: `${namespace}:bus:sub` })
   const pubConn = createRedis(target, { purpose: 'store', connectionName: `${namespace}:bus:pub` })
   return MQEmitterRedis({ subConn, pubConn }) as unknown as EmitterLike

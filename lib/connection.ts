@@ -137,8 +137,12 @@ export class Connection implements WsxConnection<unknown> {
       if (!this.setIdentity(upgradeUser, 'upgrade')) return
       this.sendRaw(this.route.authorizedFrame)
       this.scheduleExpiry()
+      // onConnect before onAuthenticated, as for connections that authorize in-band
+      this.runHook('onConnect')
       this.afterAuthenticated()
-    } else if (this.route.handshake) {
+      return
+    }
+    if (this.route.handshake) {
       this.sendRaw(this.route.handshakeFrame)
       this.timers.handshake = setTimeout(() => {
         if (!this.authenticated) this.close(CloseCode.notAuthenticated, 'Authentication timeout')

@@ -1,7 +1,7 @@
 // Identity helpers whose only job is type inference: each action's `msg.data` and return
 // type come from its own TypeBox schemas, without classes or casts.
 import type { TSchema } from '@sinclair/typebox'
-import type { ActionOptions, AnyAction, AnyChannel, ChannelOptions } from '../types/route.js'
+import type { ActionOptions, AnyAction, AnyChannel, ChannelOptions, ReplyOf } from '../types/route.js'
 import type { RouteOptions } from '../types/options.js'
 
 /**
@@ -17,8 +17,9 @@ export function action<
   Req extends TSchema | undefined = undefined,
   Res extends TSchema | undefined = undefined,
   const Pub extends boolean = false,
-  Obj = undefined
-> (def: ActionOptions<Req, Res, Pub, Obj>): ActionOptions<NoInfer<Req>, NoInfer<Res>, NoInfer<Pub>, NoInfer<Obj>> {
+  Obj = undefined,
+  Ret extends ReplyOf<Res> = ReplyOf<Res>
+> (def: ActionOptions<Req, Res, Pub, Obj, Ret>): ActionOptions<NoInfer<Req>, NoInfer<Res>, NoInfer<Pub>, NoInfer<Obj>, NoInfer<Ret>> {
   // NoInfer: a surrounding route's contextual type must not feed back into Pub/Req/Res
   return def
 }

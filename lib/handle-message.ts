@@ -20,6 +20,12 @@ import { Message } from './message.js'
 
 const PONG = '{"pong":true}'
 
+/** Bytes on the wire: `maxPayload` is a byte limit, and a UTF-16 length undercounts non-ASCII text. */
+function byteLength (data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0)
+  return Buffer.isBuffer(data) ? data.length : data.byteLength
+}
+
 function toText (data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8')
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8')
@@ -34,11 +40,11 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
     conn.close(conn.authenticated ? CloseCode.unsupportedData : CloseCode.badFrame, 'Binary frames are not accepted')
     return
   }
-  const text = toText(data)
-  if (text.length > conn.route.maxPayload) {
+  if (byteLength(data) > conn.route.maxPayload) {
     conn.close(CloseCode.messageTooBig, 'Message too big')
     return
   }
+  const text = toText(data)
   let decoded: unknown
   let env: Envelope
   try {

@@ -4,6 +4,8 @@
 // whatever has not finished its close handshake. Bounded: never waits on a dead client,
 // so the whole drain takes at most graceMs + windowMs + CLOSE_HANDSHAKE_WAIT_MS.
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Server as HttpServer, IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { Core } from './core.js'
 import { CloseCode } from './protocol.js'
@@ -18,9 +20,15 @@ const OPEN = 1
 const CLOSING = 2
 const SHUTDOWN_REASON = 'Server shutting down'
 
-/** The part of ws's WebSocketServer the drain reads (every socket, wsx route or not). */
-export interface SocketServerLike {
-  readonly clients?: Set<WebSocket>
+/** How long a refused upgrade's socket may linger after the drain began. */
+const REFUSED_UPGRADE_LINGER_MS = 1000
+
+/** The servers a drain looks at besides the core's own connections. */
+export interface DrainTargets {
+  /** ws's WebSocketServer: every socket, wsx route or not (low-level `app.wsx.socket()`) */
+  wss?: { readonly clients?: Set<WebSocket> }
+  /** the HTTP server upgrades arrive on */
+  http?: Pick<HttpServer, 'on' | 'removeListener'>
 }
 
 /** What a drain did, for the shutdown log line. */
@@ -39,11 +47,13 @@ export interface DrainReport {
  * WebSocket server, e.g. low-level `app.wsx.socket()` routes) with close code 1001.
  * Called from @fastify/websocket's `preClose`; resolves once no socket is left.
  */
-export async function drainConnections (core: Core, server?: SocketServerLike): Promise<DrainReport> {
+export async function drainConnections (core: Core, targets?: DrainTargets): Promise<DrainReport> {
   const started = Date.now()
-  core.closing = true; console.log("DRAIN START")
+  core.closing = true
   const { graceMs, windowMs } = core.config.shutdown
   const conns = () => [...core.connections] as unknown as Connection[]
+  const { wss: server, http } = targets ?? discoverTargets(conns())
+  const stopReaping = http ? reapRefusedUpgrades(http) : () => {}
 
   const abandonedHandlers = await waitForHandlers(conns, graceMs)
   const closed = await closeInBatches(socketsToClose(conns(), server), windowMs)
@@ -53,10 +63,37 @@ export async function drainConnections (core: Core, server?: SocketServerLike): 
   const leftovers = openSockets(conns(), server)
   for (const socket of leftovers) socket.terminate()
   core.stopHeartbeat()
+  stopReaping()
 
   const report = { closed, terminated: leftovers.length, abandonedHandlers, ms: Date.now() - started }
   core.log.info(report, 'wsx: connections drained')
   return report
+}
+
+/**
+ * Fallback when the caller passed no targets: a connection's route knows its Fastify
+ * instance, hence the HTTP and WebSocket servers. Without any connection there is no
+ * socket to close, only refused upgrades to reap, which then go unreaped.
+ */
+function discoverTargets (list: Connection[]): DrainTargets {
+  const instance = list[0]?.route.instance as { server?: HttpServer, websocketServer?: DrainTargets['wss'] } | undefined
+  return { ...(instance?.websocketServer && { wss: instance.websocketServer }), ...(instance?.server && { http: instance.server }) }
+}
+
+/**
+ * While closing, Fastify answers every new request 503 before any hook runs, so
+ * @fastify/websocket's onResponse hook never destroys a refused upgrade's socket; Node
+ * leaves upgrade sockets half-open, and `server.close()` would wait for it forever.
+ * Destroy such sockets once the peer is done or after a short linger.
+ */
+function reapRefusedUpgrades (http: NonNullable<DrainTargets['http']>): () => void {
+  const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
+    const destroy = () => socket.destroy()
+    socket.once('end', destroy)
+    setTimeout(destroy, REFUSED_UPGRADE_LINGER_MS).unref()
+  }
+  http.on('upgrade', onUpgrade)
+  return () => { http.removeListener('upgrade', onUpgrade) }
 }
 
 /** Waits (at most `graceMs`) until no connection has a handler running; returns how many still do. */
@@ -68,7 +105,7 @@ async function waitForHandlers (conns: () => Connection[], graceMs: number): Pro
 }
 
 /** One closer per socket: a wsx Connection closes through its own bookkeeping. */
-function socketsToClose (list: Connection[], server?: SocketServerLike): Array<() => void> {
+function socketsToClose (list: Connection[], server?: DrainTargets['wss']): Array<() => void> {
   const closers: Array<() => void> = []
   const seen = new Set<WebSocket>()
   for (const conn of list) {
@@ -102,7 +139,7 @@ async function closeInBatches (closers: Array<() => void>, windowMs: number): Pr
 }
 
 /** Sockets whose close handshake has not completed (OPEN or CLOSING). */
-function openSockets (list: Connection[], server?: SocketServerLike): WebSocket[] {
+function openSockets (list: Connection[], server?: DrainTargets['wss']): WebSocket[] {
   const out = new Set<WebSocket>()
   for (const conn of list) out.add(conn.socket)
   for (const socket of server?.clients ?? []) out.add(socket)

@@ -23,6 +23,7 @@ async function asyncApiPlugin (fastify: FastifyInstance, opts: WsxAsyncApiOption
   const { path = '/wsx/asyncapi.json', yamlPath, ...docOptions } = opts
   let doc: Record<string, unknown> | null = null
   let json = ''
+  let readyDone = false
   // routes may still be declared until ready(): only cache once the app is listening or ready
   const documentNow = (): Record<string, unknown> => {
     if (doc) return doc
@@ -33,16 +34,15 @@ async function asyncApiPlugin (fastify: FastifyInstance, opts: WsxAsyncApiOption
     }
     return built
   }
-  let readyDone = false
   fastify.addHook('onReady', async () => { readyDone = true })
 
   fastify.decorate('wsxAsyncApi', documentNow)
-  fastify.get(path, { schema: { hide: true } }, async (_request, reply) => {
+  fastify.get(path, async (_request, reply) => {
     const built = documentNow()
     return reply.type('application/json; charset=utf-8').send(doc ? json : JSON.stringify(built))
   })
   if (yamlPath) {
-    fastify.get(yamlPath, { schema: { hide: true } }, async (_request, reply) => {
+    fastify.get(yamlPath, async (_request, reply) => {
       return reply.type('application/yaml; charset=utf-8').send(toYaml(documentNow()).replace(/^\n/, '') + '\n')
     })
   }

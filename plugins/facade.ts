@@ -82,11 +82,15 @@ export class WsxFacade {
   socket (url: string, handler: (this: FastifyInstance, socket: WsxSocket) => unknown, opts: { schema?: { params?: TSchema, querystring?: TSchema } } = {}): void {
     const core = this.shared.core
     const log = this.instance.log
+    const crl = core.config.connectionRateLimit
     this.instance.route({
       method: 'GET',
       url,
       schema: { ...opts.schema },
-      onRequest: [capacityCheck(core)],
+      // the same upgrade checks as envelope routes (PROTOCOL §2): a low-level route is no
+      // less exposed to cross-site WebSocket hijacking or connection floods
+      onRequest: [originCheck({ origins: core.config.origins, requireOrigin: false } as RouteContext), capacityCheck(core)],
+      config: { rateLimit: crl === false ? false : { max: crl.max, timeWindow: crl.timeWindow ?? 10_000 } } as never,
       handler: upgradeRequired,
       wsHandler: function wsxSocketHandler (this: FastifyInstance, ws: WebSocket, request: FastifyRequest) {
         const socket = new WsxSocket(ws, request)

@@ -116,7 +116,7 @@ function Panel () {
       var pattern = p.schema && p.schema.pattern ? p.schema.pattern : ''
       paramsRow.appendChild(el('input', { 'data-param': p.name, placeholder: p.name, title: pattern, value: p.name === 'room' ? 'general' : '', size: '12' }))
     })
-    authNote.textContent = (r.auth.upgrade ? 'auth at the upgrade' : 'no upgrade auth') +
+    authNote.textContent = (r.auth.upgrade ? 'auth at the upgrade (Authorization header, which a browser page cannot set)' : 'no upgrade auth') +
       (r.auth.handshake ? '; in-band handshake: the token is sent with socket.authorize after socket.handshake' : '; no in-band handshake (this page cannot set headers)') +
       (r.events.length ? '; events: ' + r.events.join(', ') : '') +
       (r.channels.length ? '; channels: ' + r.channels.map(function (c) { return c.name }).join(', ') : '')

@@ -78,7 +78,7 @@ async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOp
   }
   const path = (opts.path ?? '/wsx/playground').replace(/\/+$/, '')
   const html = playgroundHtml(`${path}/routes.json`)
-  fastify.get(path, { schema: { hide: true } }, async (request, reply) => {
+  fastify.get(path, async (request, reply) => {
     // inline script and style are the point of a one-file page; everything else stays same-origin
     const host = request.host
     reply.header('content-security-policy',
@@ -88,7 +88,7 @@ async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOp
     return reply.type('text/html; charset=utf-8').send(html)
   })
   // built on each request: cheap, and always matches the routes declared so far
-  fastify.get(`${path}/routes.json`, { schema: { hide: true } }, async (_request, reply) => {
+  fastify.get(`${path}/routes.json`, async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     return { routes: playgroundRoutes(fastify.wsx.routes) }
   })

@@ -2,17 +2,16 @@
 import t from 'tap'
 import { Parser } from '@asyncapi/parser'
 import { buildDemo } from '../examples/chat/app.js'
-import { registerPages } from '../examples/chat/pages.js'
-import { buildAsyncApi, toAddress, toPlainSchema, toYaml } from '../lib/asyncapi.js'
+import { toAddress, toPlainSchema, toYaml } from '../lib/asyncapi.js'
 import { wsxAsyncApi } from '../plugins/asyncapi.js'
+import { wsxPlayground } from '../plugins/playground.js'
 import { Type } from '../index.js'
 import { build, verifyJwt } from './helpers/build.js'
 
 type Doc = Record<string, any>
 
-async function demo (t: Tap.Test) {
+async function demo (t: { teardown: (fn: () => unknown) => void }) {
   const app = await buildDemo({}, { logger: false })
-  await registerPages(app)
   t.teardown(() => app.close())
   await app.ready()
   return app
@@ -108,12 +107,16 @@ t.test('routes declared after the plugin, in a prefixed scope, are included; key
   app.register(async (scope) => {
     scope.wsx.route({ url: '/ws/:a/:b', authenticate: [verifyJwt], actions: { 'x.y': { handler: async () => ({}) } } })
   }, { prefix: '/v1' })
-  app.wsx.route({ url: '/ws-a-b', actions: { 'x.y': { public: true, handler: async () => ({}) } } })
+  app.wsx.route({ url: '/v1-ws/a/b', actions: { 'x.y': { public: true, handler: async () => ({}) } } })
   await app.ready()
   const doc = (await app.inject('/wsx/asyncapi.json')).json() as Doc
-  t.same(Object.keys(doc.channels), ['v1_ws_a_b', 'ws_a_b'])
-  t.equal(doc.channels.v1_ws_a_b.address, '/v1/ws/{a}/{b}')
-  t.same(Object.keys(doc.channels.v1_ws_a_b.parameters), ['a', 'b'])
+  // both urls slug to v1_ws_a_b: the second declared gets a suffix
+  t.same(Object.keys(doc.channels).sort(), ['v1_ws_a_b', 'v1_ws_a_b_2'])
+  const scoped = Object.values(doc.channels as Record<string, Doc>).find((c) => c.address === '/v1/ws/{a}/{b}')
+  t.same(Object.keys(scoped?.parameters ?? {}), ['a', 'b'])
+  const flat = Object.values(doc.channels as Record<string, Doc>).find((c) => c.address === '/v1-ws/a/b')
+  t.ok(flat)
+  t.notOk(flat?.parameters, 'no parameters on a static url')
   t.same(doc.info, { title: 'Test', version: '9.9.9', description: doc.info.description })
   t.equal(doc.servers.local.protocol, 'ws')
   t.same(await parserErrors(doc), [])
@@ -123,4 +126,37 @@ t.test('routes declared after the plugin, in a prefixed scope, are included; key
 t.test('toYaml renders nested objects, arrays and empty values', async (t) => {
   const yaml = toYaml({ a: { b: [1, 'x', { c: true }], d: [] }, e: {}, f: null })
   t.equal(yaml, '\n"a":\n  "b":\n    - 1\n    - "x"\n    - "c": true\n  "d": []\n"e": {}\n"f": null')
+})
+
+t.test('playground: routes.json comes from the route table; the page is self-contained', async (t) => {
+  const app = await demo(t)
+  const { routes } = (await app.inject('/wsx/playground/routes.json')).json() as Doc
+  const chat = routes.find((r: Doc) => r.url === '/ws/chat/:room')
+  t.same(chat.params, [{ name: 'room', schema: { type: 'string', pattern: '^[a-z0-9-]{1,32}$' } }])
+  t.same(chat.auth, { upgrade: true, handshake: true })
+  t.match(chat.actions.find((a: Doc) => a.name === 'chat.send'), { public: false, summary: 'Send a message to the room', request: { required: ['text'] } })
+  t.match(chat.actions.find((a: Doc) => a.name === 'public.ping'), { public: true, request: null })
+  t.ok(chat.actions.find((a: Doc) => a.name === 'channel.subscribe'), 'built-ins the route answers are listed')
+  t.match(chat.channels, [{ name: 'room', events: ['chat.message'] }])
+  t.same(routes.map((r: Doc) => r.url), ['/ws/chat/:room', '/ws/bench'])
+
+  const page = await app.inject('/wsx/playground')
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /text\/html/)
+  t.match(page.headers['content-security-policy'], /default-src 'none'/)
+  t.match(page.body, 'data-routes="/wsx/playground/routes.json"')
+  t.notMatch(page.body, /<script[^>]+src=|<link[^>]+href=|https?:\/\//, 'no external script, stylesheet or URL')
+})
+
+t.test('playground refuses to register under NODE_ENV=production unless enableInProduction', async (t) => {
+  const previous = process.env.NODE_ENV
+  process.env.NODE_ENV = 'production'
+  t.teardown(() => { if (previous === undefined) delete process.env.NODE_ENV; else process.env.NODE_ENV = previous })
+  const refused = await build(t)
+  refused.register(wsxPlayground)
+  await t.rejects(refused.ready(), { code: 'WSX_ERR_PLAYGROUND_IN_PRODUCTION' })
+  const allowed = await build(t)
+  await allowed.register(wsxPlayground, { enableInProduction: true, path: '/dev/pg/' })
+  t.equal((await allowed.inject('/dev/pg')).statusCode, 200)
+  t.same((await allowed.inject('/dev/pg/routes.json')).json(), { routes: [] })
 })

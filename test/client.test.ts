@@ -639,6 +639,8 @@ t.test('options are checked; Node 20 has no global WebSocket', async (t) => {
   t.throws(() => createClient(url, { WebSocket, requestTimeoutMs: 0 }), TypeError)
   t.throws(() => createClient(url, { WebSocket, reconnect: { jitter: 2 } }), TypeError)
   t.throws(() => createClient(url, { WebSocket, reconnect: { minDelayMs: 100, maxDelayMs: 10 } }), TypeError)
+  const client = connect(t, url, { reconnect: false })
+  await t.rejects(client.request('chat.whoami', undefined, { timeoutMs: -1 }), TypeError, 'a bad timeout rejects, it does not throw')
 })
 
 t.test('network errors are reported and retried', async (t) => {

@@ -88,7 +88,8 @@ export interface ActionOptions<
   Req extends TSchema | undefined = TSchema | undefined,
   Res extends TSchema | undefined = TSchema | undefined,
   Pub extends boolean = boolean,
-  Obj = unknown
+  Obj = unknown,
+  Ret = ReplyOf<Res>
 > {
   /** Callable before authentication. Nothing is public unless it says so. @default false */
   public?: Pub
@@ -109,10 +110,11 @@ export interface ActionOptions<
   throttle?: ThrottleOptions | ThrottleOptions[] | false
   /** Leave this action's frames out of the debug message log. @default false */
   silent?: boolean
-  handler: (this: FastifyInstance, msg: WsxMessage<DataOf<Req>, Obj>, conn: ConnFor<Pub>) => ReplyOf<Res> | Promise<ReplyOf<Res>>
+  /** Returns the reply's `data`: `Static<response>` when a response schema is set. */
+  handler: (this: FastifyInstance, msg: WsxMessage<DataOf<Req>, Obj>, conn: ConnFor<Pub>) => Ret | Promise<Ret>
 }
 
-export type AnyAction = ActionOptions<any, any, any, any>
+export type AnyAction = ActionOptions<any, any, any, any, any>
 
 /** A channel (PROTOCOL §6): params schema, an authorize check and the group it maps to. */
 export interface ChannelOptions<P extends TSchema = TSchema> {

@@ -128,7 +128,7 @@ export function throughput (peers: PeerName[], ctx: DriverContext): Promise<Peer
       await sleep(warmupMs)
       await window()
     } finally {
-      await ctx.load.call('pumpStop')
+      await ctx.load.call('pumpStop', { pool: peer.name })
     }
   }
   return interleaved<ThroughputSample>(peers, ctx,

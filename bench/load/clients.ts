@@ -12,6 +12,8 @@ export interface BenchConn {
   onReply: (id: number, ok: boolean) => void
   onTick: (data: BenchData) => void
   close (): void
+  /** set when the server closed the connection: the close code (or socket.io's reason) */
+  closedBy?: string
 }
 
 const noop = (): void => {}
@@ -57,7 +59,10 @@ function connectWs (spec: ConnectSpec, token: string | undefined, timeoutMs: num
     const timer = setTimeout(() => fail(new Error(`connect timeout after ${timeoutMs} ms`)), timeoutMs)
     ws.on('error', (err) => fail(err))
     ws.on('unexpected-response', (_req, res) => fail(new Error(`upgrade answered HTTP ${res.statusCode ?? '?'}`)))
-    ws.on('close', (code) => fail(new Error(`closed during connect (${code})`)))
+    ws.on('close', (code, reason) => {
+      if (settled) conn.closedBy = `${code}${reason.length > 0 ? ` ${reason.toString()}` : ''}`
+      fail(new Error(`closed during connect (${code})`))
+    })
     // fastify-wsx is usable once it says so: the first frame is socket.authorized
     if (!waitForAuthorized) ws.once('open', succeed)
     ws.on('message', (raw: Buffer) => {
@@ -87,6 +92,7 @@ function connectSocketIo (spec: ConnectSpec, timeoutMs: number): Promise<BenchCo
     close () { socket.disconnect() }
   }
   socket.on('bench.tick', (data: BenchData) => conn.onTick(data))
+  socket.on('disconnect', (reason) => { if (reason !== 'io client disconnect') conn.closedBy = reason })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { socket.disconnect(); reject(new Error(`connect timeout after ${timeoutMs} ms`)) }, timeoutMs)
     socket.once('connect', () => { clearTimeout(timer); resolve(conn) })

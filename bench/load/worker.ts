@@ -52,6 +52,14 @@ function closeAll (args: { pool?: string } | undefined): { closed: number } {
   return { closed }
 }
 
+/** "n closed (codes)" for the connections the server closed, or null when none was. */
+function closedSummary (conns: BenchConn[]): string | null {
+  const codes = new Map<string, number>()
+  for (const c of conns) if (c.closedBy !== undefined) codes.set(c.closedBy, (codes.get(c.closedBy) ?? 0) + 1)
+  if (codes.size === 0) return null
+  return [...codes].map(([code, n]) => `${n} × ${code}`).join(', ')
+}
+
 // ---- closed-loop throughput: each connection keeps `inflight` requests outstanding ----
 interface Pump { running: boolean, replies: number, errors: number, outstanding: number }
 // each start gets its own state, so a late reply on a previous pool can never restart it
@@ -83,10 +91,13 @@ function mark (): { replies: number, errors: number, t: number } {
   return { replies: pump.replies, errors: pump.errors, t: performance.now() }
 }
 
-async function pumpStop (): Promise<{ drained: boolean }> {
+async function pumpStop (args: { pool: string }): Promise<{ drained: boolean }> {
   const state = pump
   state.running = false
-  return { drained: await waitFor(() => state.outstanding <= 0, 10_000) }
+  const drained = await waitFor(() => state.outstanding <= 0, 10_000)
+  const closed = closedSummary(pools.get(args.pool) ?? [])
+  if (closed !== null) throw new Error(`the server closed connections during the run: ${closed}`)
+  return { drained }
 }
 
 // ---- open-loop latency at a fixed rate, round-robin over the open connections ----
@@ -123,6 +134,8 @@ async function latency (args: { pool: string, rate: number, warmupMs: number, du
   })
   const elapsed = performance.now() - start
   await waitFor(() => received >= total, 10_000)
+  const closed = closedSummary(conns)
+  if (closed !== null) throw new Error(`the server closed connections during the run: ${closed}`)
   const measured: number[] = []
   const measureFrom = start + args.warmupMs
   for (let i = 0; i < total; i++) {
@@ -212,7 +225,7 @@ serveRpc({
   closeAll: (a) => closeAll(a as Parameters<typeof closeAll>[0]),
   pumpStart: (a) => pumpStart(a as Parameters<typeof pumpStart>[0]),
   mark: () => mark(),
-  pumpStop: () => pumpStop(),
+  pumpStop: (a) => pumpStop(a as Parameters<typeof pumpStop>[0]),
   latency: (a) => latency(a as Parameters<typeof latency>[0]),
   broadcast: (a) => broadcast(a as Parameters<typeof broadcast>[0]),
   handshakes: (a) => handshakes(a as Parameters<typeof handshakes>[0]),

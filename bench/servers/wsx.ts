@@ -13,9 +13,11 @@ import { startControl, failStart } from './control.js'
 interface DemoApp {
   listen (opts: { port: number, host: string }): Promise<string>
   server: { address (): AddressInfo | string | null }
+  wsx?: { connections?: { size: number } }
   websocketServer?: { clients: { size: number } }
 }
-type BuildDemo = (opts?: Record<string, unknown>) => DemoApp | Promise<DemoApp>
+/** buildDemo(settingsOverrides, { logger }); the settings come from WSX_DEMO_* (bench/lib/peers.ts). */
+type BuildDemo = (overrides?: Record<string, unknown>, opts?: { logger?: boolean }) => DemoApp | Promise<DemoApp>
 
 /**
  * Where the demo lives (bench/run.ts checks the same path before starting this peer).
@@ -35,11 +37,12 @@ async function loadBuildDemo (): Promise<BuildDemo> {
 async function main (): Promise<void> {
   const buildDemo = await loadBuildDemo()
   // logging off like the other peers: a request log line per message would measure pino
-  const app = await buildDemo({ logger: false })
+  const app = await buildDemo({}, { logger: false })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const addr = app.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('demo is not listening on TCP')
-  startControl({ port: addr.port, connections: () => app.websocketServer?.clients.size ?? -1 })
+  // the connections fastify-wsx tracks; falls back to the raw socket count
+  startControl({ port: addr.port, connections: () => app.wsx?.connections?.size ?? app.websocketServer?.clients.size ?? -1 })
 }
 
 main().catch((err: unknown) => failStart('wsx', err))

@@ -4,11 +4,13 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsx, { Type, action, defineChannel, defineRoute, hasRole, isAuthenticated, WsxError } from '../../index.js'
 import { readSettings, type DemoSettings } from './settings.js'
+import { registerPages } from './pages.js'
 
 // The user is the JWT payload: `sub` and a `role` claim ('admin' | 'user'). No global
 // type augmentation here, so the demo never changes the types other code sees.
-function roleOf (user: { role?: unknown }): string {
-  return typeof user.role === 'string' ? user.role : 'user'
+function roleOf (user: unknown): string {
+  const role = (user as { role?: unknown } | null)?.role
+  return typeof role === 'string' ? role : 'user'
 }
 
 const Room = Type.String({ pattern: '^[a-z0-9-]{1,32}$' })
@@ -161,6 +163,7 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
       else socket.sendBytes(message.data)
     }
   })
+  await registerPages(app)
   return app
 }
 

@@ -75,8 +75,8 @@ async function login (username) {
 }
 
 function connect () {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
-  const ws = new WebSocket(`${scheme}://${location.host}/ws/chat/${encodeURIComponent(state.room)}`)
+  const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws'
+  const ws = new WebSocket(`${scheme}://${window.location.host}/ws/chat/${encodeURIComponent(state.room)}`)
   state.ws = ws
   $('status').textContent = 'connecting…'
   ws.onmessage = (ev) => {
