@@ -83,7 +83,9 @@ export function normaliseOrigin (value: string): string | null {
 export function checkThrottle (value: unknown, where: string): ThrottleOptions {
   if (typeof value !== 'object' || value === null) throw new errors.WSX_ERR_OPTS_INVALID(`${where} must be { max, timeWindow }`)
   const t = value as ThrottleOptions
-  positiveInt(`${where}.max`, t.max, 1)
+  // max is required: a missing one must not silently become a limit of `undefined`
+  // (which refused every message)
+  if (!Number.isSafeInteger(t.max) || t.max < 1) throw new errors.WSX_ERR_OPTS_INVALID(`${where}.max must be a positive integer`)
   if (t.timeWindow !== undefined && typeof t.timeWindow !== 'number' && typeof t.timeWindow !== 'string') {
     throw new errors.WSX_ERR_OPTS_INVALID(`${where}.timeWindow must be milliseconds or a duration string`)
   }

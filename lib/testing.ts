@@ -181,8 +181,17 @@ export async function connect (app: FastifyInstance, path: string, opts: Connect
   if (opts.token) headers.authorization = `Bearer ${opts.token}`
   if (opts.origin) headers.origin = opts.origin
   if (opts.mode === 'inject') {
+    // injectWS routes through the app's router: routes declared in plugins exist only once ready
+    await app.ready()
     let client: TestClient | undefined
-    await app.injectWS(path, { headers }, { onInit: (ws) => { client = new TestClient(ws as unknown as WebSocket) } })
+    try {
+      await app.injectWS(path, { headers }, { onInit: (ws) => { client = new TestClient(ws as unknown as WebSocket) } })
+    } catch (err) {
+      // injectWS reports a refused upgrade only in its message; same error as the real-socket mode
+      const status = /Unexpected server response: (\d+)/.exec((err as Error).message)
+      if (status) throw new UpgradeRefusedError(Number(status[1]), {})
+      throw err
+    }
     return client!
   }
   return connectUrl((await baseUrl(app)) + path, { ...opts, headers })

@@ -154,7 +154,7 @@ t.test('playground refuses to register under NODE_ENV=production unless enableIn
   t.teardown(() => { if (previous === undefined) delete process.env.NODE_ENV; else process.env.NODE_ENV = previous })
   const refused = await build(t)
   refused.register(wsxPlayground)
-  await t.rejects(refused.ready(), { code: 'WSX_ERR_PLAYGROUND_IN_PRODUCTION' })
+  await t.rejects(async () => { await refused.ready() }, { code: 'WSX_ERR_PLAYGROUND_IN_PRODUCTION' })
   const allowed = await build(t)
   await allowed.register(wsxPlayground, { enableInProduction: true, path: '/dev/pg/' })
   t.equal((await allowed.inject('/dev/pg')).statusCode, 200)
