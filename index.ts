@@ -67,11 +67,11 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
         ...(opts.websocket?.options as object | undefined)
       },
       preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
-        drainConnections(core).then(() => this.websocketServer.close(() => done()), done)
+        drainConnections(core, { wss: this.websocketServer, http: this.server }).then(() => this.websocketServer.close(() => done()), done)
       }
     })
   } else {
-    fastify.addHook('preClose', async () => { await drainConnections(core) })
+    fastify.addHook('preClose', async () => { await drainConnections(core, { wss: fastify.websocketServer, http: fastify.server }) })
   }
   if (!fastify.hasDecorator('rateLimit')) {
     await fastify.register(rateLimit, { global: false, ...(storeRedis && { redis: storeRedis, nameSpace: `${config.namespace}-upgrade-` }) })

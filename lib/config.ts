@@ -101,6 +101,12 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     throw new errors.WSX_ERR_OPTS_INVALID('namespace must be 1-32 characters of [A-Za-z0-9_-]')
   }
   const crl = opts.connectionRateLimit
+  const shutdown = {
+    graceMs: positiveInt('shutdown.graceMs', opts.shutdown?.graceMs, 5000, true),
+    windowMs: positiveInt('shutdown.windowMs', opts.shutdown?.windowMs, 1000, true)
+  }
+  // the drain runs inside Fastify's close, which gives up after 10 s (avvio's timeout)
+  if (shutdown.graceMs + shutdown.windowMs > 9000) throw new errors.WSX_ERR_OPTS_INVALID('shutdown.graceMs + shutdown.windowMs must be at most 9000 ms')
   return {
     maxPayload: positiveInt('maxPayload', opts.maxPayload, 64 * 1024),
     maxDepth: positiveInt('maxDepth', opts.maxDepth, 32),
@@ -122,9 +128,6 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     handshake: checkHandshake(opts.handshake, defaultHandshake, 'handshake'),
     logIgnore: new Set(opts.logIgnore ?? ['socket.ping']),
     namespace,
-    shutdown: {
-      graceMs: positiveInt('shutdown.graceMs', opts.shutdown?.graceMs, 5000, true),
-      windowMs: positiveInt('shutdown.windowMs', opts.shutdown?.windowMs, 1000, true)
-    }
+    shutdown
   }
 }

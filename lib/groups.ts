@@ -34,6 +34,8 @@ export class GroupRegistry {
   private readonly groups = new Map<string, LocalGroup>()
   private readonly bus: BusLike
   private readonly maxPerConnection: number
+  /** frames received from the bus for local members (a metric) */
+  received = 0
   onFirstJoin?: (group: string) => void
   onLastLeave?: (group: string) => void
 
@@ -98,6 +100,7 @@ export class GroupRegistry {
 
   private deliverLocal (members: Set<Member>, frame: string, meta: BusMeta): void {
     if (members.size === 0) return // a late delivery after the last member left
+    this.received++
     const buf = Buffer.from(frame)
     for (const member of members) {
       if (member.id !== meta.exclude) member.deliver(buf)

@@ -145,6 +145,7 @@ export class WsxFacade {
   stats (): WsxStatsSnapshot {
     const snap = this.shared.core.stats.snapshot()
     snap.bus.up = this.shared.bus.up
+    snap.bus.received = this.shared.core.groups.received
     return snap
   }
 

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
 import { connect, type TestClient } from '../lib/testing.js'
 import { action, Type, WsxError, hasRole, hasScope, allOf, anyOf, isAuthenticated } from '../index.js'
@@ -184,7 +184,7 @@ t.test('permissions: built-ins, app checks, object-level, preHandler hooks; deni
     }),
     'hook.done': action({
       preHandler: [
-        function (request, _reply, done: (err?: Error) => void) { (request as unknown as { seen: boolean }).seen = true; done() } as never,
+        function (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void) { (request as unknown as { seen: boolean }).seen = true; done() } as never,
         async (request) => {
           // the request view carries the message data as `body` and the user
           if ((request.body as { ok?: boolean }).ok !== true) throw new WsxError('permission_denied', 'Body says no.')

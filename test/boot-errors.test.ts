@@ -65,11 +65,12 @@ t.test('unknown options and invalid actions', async (t) => {
 
 t.test('protected actions without a strategy', async (t) => {
   await rejectsRoute(t, { url: '/ws', actions: { 'chat.send': ok } }, 'WSX_ERR_ROUTE_NO_AUTH', /protected actions/, 'no authenticate')
-  await rejectsRoute(t, { url: '/ws', authenticate: [], actions: { 'public.ping': action({ public: true, handler: ok.handler }), 'chat.send': ok } }, 'WSX_ERR_ROUTE_NO_AUTH', undefined, 'an empty list')
+  await rejectsRoute(t, { url: '/ws', authenticate: [], actions: { 'public.ping': action({ public: true, handler: async () => ({}) }), 'chat.send': ok } }, 'WSX_ERR_ROUTE_NO_AUTH', undefined, 'an empty list')
   // a route whose actions are all public needs none
   const app = await bare(t)
-  app.register(async (scope) => { scope.wsx.route({ url: '/ws', actions: { 'public.ping': action({ public: true, handler: ok.handler }) } }) })
-  await t.resolves(app.ready())
+  app.register(async (scope) => { scope.wsx.route({ url: '/ws', actions: { 'public.ping': action({ public: true, handler: async () => ({}) }) } }) })
+  await app.ready()
+  t.pass('a public-only route without authenticate boots')
 })
 
 t.test('duplicate actions: an object cannot hold the same key twice, the name is the key', async (t) => {
