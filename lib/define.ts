@@ -25,7 +25,7 @@ export function action<
 }
 
 /** Declares a channel with `params` typed from its schema. */
-export function defineChannel<P extends TSchema> (def: ChannelOptions<P>): ChannelOptions<NoInfer<P>> {
+export function defineChannel<P extends TSchema, const E extends Record<string, TSchema> = Record<never, TSchema>> (def: ChannelOptions<P, E>): ChannelOptions<NoInfer<P>, NoInfer<E>> {
   return def
 }
 

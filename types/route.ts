@@ -117,15 +117,15 @@ export interface ActionOptions<
 export type AnyAction = ActionOptions<any, any, any, any, any>
 
 /** A channel (PROTOCOL §6): params schema, an authorize check and the group it maps to. */
-export interface ChannelOptions<P extends TSchema = TSchema> {
+export interface ChannelOptions<P extends TSchema = TSchema, E extends Record<string, TSchema> = Record<string, TSchema>> {
   params: P
   /** Resolve true to allow the subscription. @default authenticated connections only */
   authorize?: (this: FastifyInstance, params: Static<P>, conn: WsxConnection) => boolean | Promise<boolean>
   /** The group a subscription joins. @default `<channel>:<params values joined by ':'>` */
   group?: (params: Static<P>) => string
   /** Events this channel carries (typed client, AsyncAPI). */
-  events?: Record<string, TSchema>
+  events?: E
   summary?: string
 }
 
-export type AnyChannel = ChannelOptions<any>
+export type AnyChannel = ChannelOptions<any, any>

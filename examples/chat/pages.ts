@@ -1,23 +1,38 @@
-// The demo's pages: the chat page at `/` (plain files in ./public), the playground and the
-// AsyncAPI document. Kept apart from app.ts so the app's logic stays on one screen.
-import { readFileSync } from 'node:fs'
+// The demo's pages: the chat page at `/` (./public), the playground and the AsyncAPI
+// document. The page script and the typed client are TypeScript; they are transpiled for
+// the browser once at boot (no bundler, no build step: their imports are relative `.js`).
+import { readFileSync, readdirSync } from 'node:fs'
+import ts from 'typescript'
 import type { FastifyInstance } from 'fastify'
 import { wsxAsyncApi } from '../../plugins/asyncapi.js'
 import { wsxPlayground } from '../../plugins/playground.js'
 
 const publicDir = new URL('./public/', import.meta.url)
+const clientDir = new URL('../../client/', import.meta.url)
 
-/** Read once at boot: the files are tiny and never change while the demo runs. */
-function asset (name: string): Buffer {
-  return readFileSync(new URL(name, publicDir))
+/** TypeScript → browser ESM; the client's `../../../client/` import is rewritten to `/client/`. */
+function browserModule (file: URL): string {
+  const source = readFileSync(file, 'utf8')
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
+  return outputText.replace(/(['"])(?:\.\.\/)+client\//g, '$1/client/')
 }
 
-/** Registers `GET /`, `GET /chat.js`, the playground and `/wsx/asyncapi.json` (+ `.yaml`). */
+/** Registers `GET /`, `GET /chat.js`, `GET /client/*.js`, the playground and `/wsx/asyncapi.json` (+ `.yaml`). */
 export async function registerPages (app: FastifyInstance): Promise<void> {
-  const html = asset('index.html')
-  const script = asset('chat.js')
+  const html = readFileSync(new URL('index.html', publicDir))
+  const script = browserModule(new URL('chat.ts', publicDir))
+  const client = new Map<string, string>()
+  for (const name of readdirSync(clientDir)) {
+    if (name.endsWith('.ts')) client.set(name.replace(/\.ts$/, '.js'), browserModule(new URL(name, clientDir)))
+  }
+  const js = 'text/javascript; charset=utf-8'
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(html))
-  app.get('/chat.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(script))
+  app.get('/chat.js', async (_request, reply) => reply.type(js).send(script))
+  app.get<{ Params: { file: string } }>('/client/:file', async (request, reply) => {
+    const body = client.get(request.params.file)
+    if (body === undefined) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such module.' })
+    return reply.type(js).send(body)
+  })
   await app.register(wsxAsyncApi, {
     yamlPath: '/wsx/asyncapi.yaml',
     info: { title: 'fastify-wsx chat demo', version: '1.0.0', description: 'The chat demo of fastify-wsx (examples/chat).' }
