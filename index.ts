@@ -167,4 +167,6 @@ export { isAuthenticated, hasRole, hasScope, allOf, anyOf } from './lib/permissi
 export { action, defineRoute, defineChannel } from './lib/define.js'
 export { WsxSocket, SocketClosedError } from './lib/socket.js'
 export type { WsxFacade, BroadcastOptions } from './plugins/facade.js'
+export { wsxAsyncApi } from './plugins/asyncapi.js'
+export { wsxPlayground } from './plugins/playground.js'
 export type * from './types/index.js'

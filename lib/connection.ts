@@ -180,10 +180,12 @@ export class Connection implements WsxConnection<unknown> {
   scheduleExpiry (): void {
     this.clearExpiry()
     const exp = (this.user as { exp?: unknown } | null)?.exp
-    if (typeof exp !== 'number' || !this.route.handshake) return
-    // setTimeout overflows past ~24.8 days; a refresh before then re-arms it
+    // without a handshake there is no way to refresh: the credential still ends at exp
+    // (socket.expired with grace 0, then 4401) rather than living as long as the socket
+    if (typeof exp !== 'number') return
+    // setTimeout overflows past ~24.8 days: a capped timer re-arms instead of expiring early
     const delay = Math.min(Math.max(exp * 1000 - Date.now(), 0), 2 ** 31 - 1)
-    this.timers.expiry = setTimeout(() => this.onExpired(), delay)
+    this.timers.expiry = setTimeout(() => Date.now() < exp * 1000 ? this.scheduleExpiry() : this.onExpired(), delay)
   }
 
   clearExpiry (): void {

@@ -17,6 +17,7 @@ import type { RouteOptions } from '../types/options.js'
 import type { AnyAction, AnyChannel, WsxConnection } from '../types/route.js'
 import type { WsxEventMap } from '../types/registry.js'
 import type { WsxStatsSnapshot } from '../lib/stats.js'
+import { buildAsyncApi, type AsyncApiOptions } from '../lib/asyncapi.js'
 
 export interface WsxShared {
   core: Core
@@ -152,6 +153,14 @@ export class WsxFacade {
   /** Local connections on this instance (read-only view). */
   get connections (): ReadonlySet<WsxConnection<unknown>> {
     return this.shared.core.connections as unknown as ReadonlySet<WsxConnection<unknown>>
+  }
+
+  /**
+   * An AsyncAPI 3.0 document of every route registered so far (call it after `ready()`).
+   * @example app.get('/asyncapi.json', async () => app.wsx.asyncapi({ info: { title: 'Chat', version: '1.0.0' } }))
+   */
+  asyncapi (opts: AsyncApiOptions = {}): Record<string, unknown> {
+    return buildAsyncApi(this.shared.routes, opts) as Record<string, unknown>
   }
 
   /** The compiled routes, for documentation generators and the playground. */

@@ -2,7 +2,7 @@
 // route and action from the route table, connects with a token and sends actions. A
 // development tool: it refuses to register in production unless told otherwise.
 import fp from 'fastify-plugin'
-import createError from '@fastify/error'
+import { errors } from '../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
 import { toPlainSchema } from '../lib/asyncapi.js'
 import { BuiltinAction } from '../lib/protocol.js'
@@ -17,10 +17,6 @@ export interface WsxPlaygroundOptions {
   enableInProduction?: boolean
 }
 
-export const playgroundErrors = {
-  WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
-    'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500, Error)
-} as const
 
 /** One route as the page sees it: what it needs to build URLs, forms and skeletons. */
 export interface PlaygroundRoute {
@@ -74,7 +70,7 @@ export function playgroundRoutes (routes: readonly RouteContext[]): PlaygroundRo
 
 async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOptions): Promise<void> {
   if (process.env.NODE_ENV === 'production' && opts.enableInProduction !== true) {
-    throw new playgroundErrors.WSX_ERR_PLAYGROUND_IN_PRODUCTION()
+    throw new errors.WSX_ERR_PLAYGROUND_IN_PRODUCTION()
   }
   const path = (opts.path ?? '/wsx/playground').replace(/\/+$/, '')
   const html = playgroundHtml(`${path}/routes.json`)

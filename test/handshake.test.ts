@@ -216,6 +216,11 @@ t.test('token expiry: socket.expired, refresh in the grace window, another user 
   const lapsing = await connect(app, '/ws', { token: tokenFor(app, 'carol', {}, 2) })
   t.teardown(() => lapsing.close())
   t.match(await lapsing.next(), { action: 'socket.authorized', data: { via: 'upgrade' } })
+  // a route without the handshake cannot refresh: the credential ends at exp all the same
+  const noHandshakeApp = await appWith(t, { calls: [] }, {}, { handshake: false })
+  const pinned = await connect(noHandshakeApp, '/ws', { token: tokenFor(noHandshakeApp, 'dave', {}, 2) })
+  t.teardown(() => pinned.close())
+  t.match(await pinned.next(), { action: 'socket.authorized', data: { via: 'upgrade' } })
   t.match(await refresher.request('chat.send', { text: 'before' }), { ok: true })
   const before = spy.calls.length
 
@@ -235,6 +240,8 @@ t.test('token expiry: socket.expired, refresh in the grace window, another user 
   t.match(await refresher.request('chat.send', { text: 'fresh' }), { ok: true, data: { user: 'alice' } }, 'actions work again')
 
   t.equal((await lapsing.closed(2500)).code, 4401, 'no refresh: close 4401 after the grace')
+  t.strictSame(pinned.frames[1], { action: 'socket.expired', data: { grace_seconds: 0 } }, 'handshake: false: socket.expired with no grace')
+  t.equal((await pinned.closed(500)).code, 4401, 'then 4401 at once')
   await sleep(300)
   t.ok(refresher.isOpen, 'the refreshed connection outlived its old grace window')
   t.equal(spy.calls.filter((x) => x.action === 'chat.send').length, 2, 'chat.send ran only with a valid identity')

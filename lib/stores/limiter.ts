@@ -39,6 +39,11 @@ export interface Limiter {
    * against `max` hits per `windowMs`. Never throws, never hangs past `timeoutMs`.
    */
   consume (key: string, max: number, windowMs: number): Promise<ConsumeResult>
+  /**
+   * The in-process store answers synchronously: `consumeNow` (present only without Redis)
+   * spares the hot path a promise and a timer per message. Same answers as `consume`.
+   */
+  consumeNow?: (key: string, max: number, windowMs: number) => ConsumeResult
   /** Stops counting: later calls answer a fail-closed refusal. Does not close `redis`. */
   close (): Promise<void>
 }
@@ -112,8 +117,34 @@ export function createLimiter (opts: LimiterOptions): Limiter {
     }, windowMs, max)
   })
 
+  const verdict = (current: number, ttl: number, max: number, window: number): ConsumeResult => {
+    if (current <= max) return { allowed: true, current, retryAfterMs: 0 }
+    // ttl < 1 only if something else wrote the key without an expiry: answer a full window
+    return { allowed: false, current, retryAfterMs: ttl >= 1 ? Math.min(ttl, window) : window }
+  }
+
+  // LocalStore calls back before incr() returns; anything else goes through consume()
+  const consumeNow = (key: string, max: number, windowMs: number): ConsumeResult => {
+    if (closed) return refuse(new Error('limiter is closed'))
+    if (!Number.isInteger(max) || max < 0 || !Number.isFinite(windowMs) || windowMs <= 0) {
+      return refuse(new Error(`invalid limit ${max} per ${windowMs} ms`))
+    }
+    const window = Math.ceil(windowMs)
+    let result: ConsumeResult | null = null
+    try {
+      store.incr(`${max}/${window}:${key}`, (err, entry) => {
+        result = err || !entry ? refuse(err ?? new Error('store answered nothing')) : verdict(Number(entry.current), Number(entry.ttl), max, window)
+      }, window, max)
+    } catch (err) {
+      return refuse(toError(err))
+    }
+    return result ?? refuse(new Error('store did not answer synchronously'))
+  }
+
   return {
+    ...(!opts.redis && { consumeNow }),
     consume (key, max, windowMs) {
+      if (!opts.redis) return Promise.resolve(consumeNow(key, max, windowMs))
       if (closed) return Promise.resolve(refuse(new Error('limiter is closed')))
       if (!Number.isInteger(max) || max < 0 || !Number.isFinite(windowMs) || windowMs <= 0) {
         return Promise.resolve(refuse(new Error(`invalid limit ${max} per ${windowMs} ms`)))
@@ -121,9 +152,7 @@ export function createLimiter (opts: LimiterOptions): Limiter {
       const window = Math.ceil(windowMs)
       return settleWithin(async () => {
         const { current, ttl } = await increment(key, max, window)
-        if (current <= max) return { allowed: true, current, retryAfterMs: 0 }
-        // ttl < 1 only if something else wrote the key without an expiry: answer a full window
-        return { allowed: false, current, retryAfterMs: ttl >= 1 ? Math.min(ttl, window) : window }
+        return verdict(current, ttl, max, window)
       }, timeoutMs, refuse)
     },
     async close () {
