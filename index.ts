@@ -4,7 +4,6 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import rateLimit from '@fastify/rate-limit'
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import { buildConfig } from './lib/config.js'
@@ -18,6 +17,7 @@ import { drainConnections } from './lib/shutdown.js'
 import { eventFrame } from './lib/envelope.js'
 import { ServerEvent, SUBPROTOCOL } from './lib/protocol.js'
 import { WsxFacade, type WsxShared } from './plugins/facade.js'
+import { upgradeGuard } from './plugins/upgrade.js'
 import type { Connection } from './lib/connection.js'
 import type { WsxPluginOptions } from './types/options.js'
 import './types/fastify.js'
@@ -73,9 +73,8 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   } else {
     fastify.addHook('preClose', async () => { await drainConnections(core, { wss: fastify.websocketServer, http: fastify.server }) })
   }
-  if (!fastify.hasDecorator('rateLimit')) {
-    await fastify.register(rateLimit, { global: false, ...(storeRedis && { redis: storeRedis, nameSpace: `${config.namespace}-upgrade-` }) })
-  }
+  // origin, capacity and connection rate for every wsx route, before any hook of the app
+  fastify.addHook('onRequest', upgradeGuard(core))
 
   const facades = new WeakMap<FastifyInstance, WsxFacade>()
   fastify.decorate('wsx', {

@@ -65,6 +65,8 @@ export interface RouteContext {
   requireOrigin: boolean
   maxPayload: number
   messageRateLimit: { max: number, windowMs: number } | null
+  /** upgrades per client address, checked before any hook of the app runs */
+  connectionRateLimit: { max: number, windowMs: number } | null
   tokenQueryParam: string | null
   groups: ((conn: WsxConnection) => string | string[] | undefined) | null
   handshakeFrame: string
@@ -138,6 +140,13 @@ function compileAction (name: string, def: AnyAction, url: string): CompiledActi
   if (request) compiled.request = request
   if (response) compiled.response = response
   return compiled
+}
+
+/** `{ max, timeWindow }` → `{ max, windowMs }`, checked; `false` → null. */
+export function compileRate (value: { max: number, timeWindow?: number | string } | false, where: string, defaultWindowMs: number): { max: number, windowMs: number } | null {
+  if (value === false) return null
+  checkThrottle(value, where)
+  return { max: value.max, windowMs: toMilliseconds(value.timeWindow ?? defaultWindowMs) }
 }
 
 function defaultChannelGroup (name: string) {
@@ -222,6 +231,7 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
     origins: opts.origins === undefined ? config.origins : checkOrigins(opts.origins, `origins of ${url}`),
     requireOrigin: opts.requireOrigin === true,
     maxPayload: opts.maxPayload ?? config.maxPayload,
+    connectionRateLimit: compileRate(opts.connectionRateLimit === undefined ? config.connectionRateLimit : opts.connectionRateLimit, `connectionRateLimit of ${url}`, 10_000),
     messageRateLimit: mrl === false ? null : { max: checkThrottle(mrl, `messageRateLimit of ${url}`).max, windowMs: toMilliseconds(mrl.timeWindow ?? 60_000) },
     tokenQueryParam: opts.tokenQueryParam ?? null,
     groups: (opts.groups as RouteContext['groups']) ?? null,

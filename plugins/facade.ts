@@ -5,14 +5,14 @@ import type { TSchema } from '@sinclair/typebox'
 import type { WebSocket } from 'ws'
 import type { Core } from '../lib/core.js'
 import type { Bus } from '../lib/bus.js'
-import { compileRoute, type CompiledChannel, type RouteContext } from '../lib/route.js'
+import { compileRate, compileRoute, type CompiledChannel, type RouteContext } from '../lib/route.js'
 import { Connection } from '../lib/connection.js'
 import { WsxSocket } from '../lib/socket.js'
 import { eventFrame } from '../lib/envelope.js'
 import { errors } from '../lib/errors.js'
 import { CloseCode } from '../lib/protocol.js'
 import { assertGroupName } from '../lib/groups.js'
-import { authenticateUpgrade, capacityCheck, kUpgradeUser, originCheck, redactingReqSerializer } from './upgrade.js'
+import { authenticateUpgrade, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from './upgrade.js'
 import type { RouteOptions } from '../types/options.js'
 import type { AnyAction, AnyChannel, WsxConnection } from '../types/route.js'
 import type { WsxEventMap } from '../types/registry.js'
@@ -58,15 +58,14 @@ export class WsxFacade {
     const route = compileRoute(this.instance, opts as unknown as RouteOptions, fullUrl, core.config)
     this.registerChannels(route)
     this.shared.routes.push(route)
-    const crl = opts.connectionRateLimit === undefined ? core.config.connectionRateLimit : opts.connectionRateLimit
+    const guard: UpgradeGuard = { origins: route.origins, requireOrigin: route.requireOrigin, connectionRateLimit: route.connectionRateLimit }
     this.instance.route({
       method: 'GET',
       url: opts.url,
       schema: { ...(opts.schema?.params && { params: opts.schema.params }), ...(opts.schema?.querystring && { querystring: opts.schema.querystring }) },
-      onRequest: [originCheck(route), capacityCheck(core)],
       preValidation: [authenticateUpgrade(route)],
       ...(route.tokenQueryParam && { logSerializers: { req: redactingReqSerializer(route.tokenQueryParam) } }),
-      config: { rateLimit: crl === false ? false : { max: crl.max, timeWindow: crl.timeWindow ?? 10_000 } } as never,
+      config: { wsxGuard: guard },
       handler: upgradeRequired,
       wsHandler: function wsxHandler (socket: WebSocket, request: FastifyRequest) {
         const conn = new Connection(socket, request, route, core)
@@ -83,15 +82,18 @@ export class WsxFacade {
   socket (url: string, handler: (this: FastifyInstance, socket: WsxSocket) => unknown, opts: { schema?: { params?: TSchema, querystring?: TSchema } } = {}): void {
     const core = this.shared.core
     const log = this.instance.log
-    const crl = core.config.connectionRateLimit
+    const guard: UpgradeGuard = {
+      origins: core.config.origins,
+      requireOrigin: false,
+      connectionRateLimit: compileRate(core.config.connectionRateLimit, 'connectionRateLimit', 10_000)
+    }
     this.instance.route({
       method: 'GET',
       url,
       schema: { ...opts.schema },
       // the same upgrade checks as envelope routes (PROTOCOL §2): a low-level route is no
       // less exposed to cross-site WebSocket hijacking or connection floods
-      onRequest: [originCheck({ origins: core.config.origins, requireOrigin: false } as RouteContext), capacityCheck(core)],
-      config: { rateLimit: crl === false ? false : { max: crl.max, timeWindow: crl.timeWindow ?? 10_000 } } as never,
+      config: { wsxGuard: guard },
       handler: upgradeRequired,
       wsHandler: function wsxSocketHandler (this: FastifyInstance, ws: WebSocket, request: FastifyRequest) {
         const socket = new WsxSocket(ws, request)

@@ -1,8 +1,8 @@
 // The HTTP side of a WebSocket route (PROTOCOL §2): origin, capacity and connection rate
-// checks as route `onRequest` hooks (in that order, so bad origins cost nothing), then
+// checks in one root `onRequest` hook (in that order, so bad origins cost nothing), then
 // the route's auth strategies in `preValidation`, then Fastify's own params/querystring
 // validation. The first that fails answers over HTTP and no socket opens.
-import type { FastifyReply, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { Core } from '../lib/core.js'
 import type { RouteContext } from '../lib/route.js'
 import { normaliseOrigin } from '../lib/config.js'
@@ -35,29 +35,48 @@ function isTls (request: FastifyRequest): boolean {
   return (request.raw.socket as { encrypted?: boolean } | null)?.encrypted === true
 }
 
-export function originCheck (route: RouteContext): onRequestHookHandler {
-  return function checkOrigin (request, reply, done) {
-    const raw = request.headers.origin
-    if (raw === undefined) {
-      if (route.requireOrigin) return refuse(reply, 403, 'Origin required.')
-      return done()
-    }
-    if (route.origins === '*') return done()
-    // Node joins duplicate Origin headers with ", ", which no origin contains: refused here
-    const origin = normaliseOrigin(raw)
-    const allowed = origin !== null && (route.origins === null ? sameOrigin(origin, request.headers.host, isTls(request)) : route.origins.includes(origin))
-    if (!allowed) return refuse(reply, 403, 'Origin not allowed.')
-    done()
-  }
+/** What the guard needs to know about a route; kept in the route's Fastify `config`. */
+export interface UpgradeGuard {
+  origins: string[] | '*' | null
+  requireOrigin: boolean
+  connectionRateLimit: { max: number, windowMs: number } | null
 }
 
-export function capacityCheck (core: Core): onRequestHookHandler {
-  return function checkCapacity (request, reply, done) {
+function originAllowed (guard: UpgradeGuard, request: FastifyRequest): boolean {
+  const raw = request.headers.origin
+  if (raw === undefined) return !guard.requireOrigin
+  if (guard.origins === '*') return true
+  // Node joins duplicate Origin headers with ", ", which no origin contains: refused here
+  const origin = normaliseOrigin(raw)
+  if (origin === null) return false
+  return guard.origins === null ? sameOrigin(origin, request.headers.host, isTls(request)) : guard.origins.includes(origin)
+}
+
+/**
+ * PROTOCOL §2 steps 1 and 2, for every wsx route: origin (403), then capacity (503/429),
+ * then the connection rate per client address (429 + Retry-After). It is a root
+ * `onRequest` hook, so it runs before any hook the app added in its own scopes: bad
+ * origins and floods never reach the app's code. Plain HTTP requests pass untouched.
+ */
+export function upgradeGuard (core: Core) {
+  return async function wsxUpgradeGuard (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    if (request.headers.upgrade === undefined) return
+    const guard = (request.routeOptions.config as { wsxGuard?: UpgradeGuard }).wsxGuard
+    if (guard === undefined) return
+    if (!originAllowed(guard, request)) return refuse(reply, 403, 'Origin not allowed.')
     if (core.closing) return refuse(reply.header('retry-after', '1'), 503, 'Server is shutting down.')
     const room = core.hasRoomFor(request.ip)
     if (room === 'instance') return refuse(reply.header('retry-after', '1'), 503, 'Too many connections.')
     if (room === 'ip') return refuse(reply.header('retry-after', '1'), 429, 'Too many connections from this address.')
-    done()
+    const rate = guard.connectionRateLimit
+    if (rate !== null) {
+      const key = `upgrade:${request.ip}`
+      const result = core.limiter.consumeNow?.(key, rate.max, rate.windowMs) ?? await core.limiter.consume(key, rate.max, rate.windowMs)
+      if (!result.allowed) {
+        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
+        return refuse(reply.header('retry-after', String(seconds)), 429, 'Too many connection attempts.')
+      }
+    }
   }
 }
 

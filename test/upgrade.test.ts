@@ -322,3 +322,26 @@ t.test('tokenQueryParam: the token authenticates and never appears in any log li
   t.notOk(text.includes(signature), 'no token appears in any log line')
   t.notOk(text.includes('bad.token.value'), 'nor a refused one')
 })
+
+t.test('the upgrade checks run before the app\'s own scope hooks, and a same-tick burst is counted exactly', async (t) => {
+  const app = await build(t)
+  let scopeHookCalls = 0
+  app.register(async (scope) => {
+    scope.addHook('onRequest', async () => { scopeHookCalls++ })
+    scope.wsx.route({
+      url: '/ws',
+      connectionRateLimit: { max: 3, timeWindow: 60_000 },
+      actions: { 'public.ping': action({ public: true, handler: async () => ({ pong: true }) }) }
+    })
+  }, { prefix: '/scoped' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await refused(t, connect(app, '/scoped/ws', { origin: 'http://evil.com' }), 403, 'foreign origin')
+  t.equal(scopeHookCalls, 0, 'a refused origin never reaches the app\'s hook')
+  // five upgrades at once: exactly three pass (the store counts a same-tick burst exactly)
+  const results = await Promise.allSettled(Array.from({ length: 5 }, () => connect(app, '/scoped/ws')))
+  const opened = results.filter((r) => r.status === 'fulfilled')
+  t.equal(opened.length, 3, 'three upgrades pass')
+  t.equal(results.filter((r) => r.status === 'rejected' && (r.reason as UpgradeRefusedError).statusCode === 429).length, 2, 'two get 429')
+  t.equal(scopeHookCalls, 3, 'rate-limited upgrades never reach the app\'s hook')
+  for (const r of opened) await (r as PromiseFulfilledResult<TestClient>).value.close()
+})
