@@ -17,7 +17,6 @@ export interface WsxPlaygroundOptions {
   enableInProduction?: boolean
 }
 
-
 /** One route as the page sees it: what it needs to build URLs, forms and skeletons. */
 export interface PlaygroundRoute {
   url: string
