@@ -47,9 +47,11 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   const limiter = createLimiter({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
   const lockout = createLockout({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
   const core = new Core(config, log, { groups, limiter, lockout })
-  const presence = storeRedis
-    ? new RedisPresence(storeRedis, { namespace: config.namespace, instanceId: core.instanceId, log })
-    : new MemoryPresence()
+  const presence = config.presenceTracked === null
+    ? null
+    : storeRedis
+      ? new RedisPresence(storeRedis, { namespace: config.namespace, instanceId: core.instanceId, log })
+      : new MemoryPresence()
   core.presence = presence
 
   const shared: WsxShared = { core, bus, routes: [], channels: new Map(), request: controlRequest(core, bus, storeRedis !== undefined) }
@@ -87,7 +89,7 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
 
   fastify.addHook('onClose', async () => {
     await bus.close()
-    await presence.close()
+    await presence?.close()
     await limiter.close()
     await lockout.close()
     if (storeRedis) await closeRedis(storeRedis)

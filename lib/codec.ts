@@ -3,29 +3,20 @@
 // so depth is bounded before parsing and prototype keys are refused by secure-json-parse.
 import sjson from 'secure-json-parse'
 
-const OPEN_BRACE = 123
-const OPEN_BRACKET = 91
-const CLOSE_BRACE = 125
-const CLOSE_BRACKET = 93
-const QUOTE = 34
-const BACKSLASH = 92
-
-/** True when `text` nests objects/arrays deeper than `max` (strings are skipped). */
-export function exceedsDepth (text: string, max: number): boolean {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === BACKSLASH) i++
-      else if (c === QUOTE) inString = false
-    } else if (c === QUOTE) {
-      inString = true
-    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      if (++depth > max) return true
-    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-      depth--
-    }
+/**
+ * True when `value` nests objects/arrays deeper than `max`. Walks the parsed value (V8's
+ * JSON.parse is iterative, so a deep text parses safely) and stops at the first level past
+ * `max`: cheaper than scanning the text, whose length can be the whole 64 KiB frame.
+ */
+export function exceedsDepth (value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (max <= 0) return true
+  if (Array.isArray(value)) {
+    for (const item of value) if (exceedsDepth(item, max - 1)) return true
+    return false
+  }
+  for (const key in value) {
+    if (exceedsDepth((value as Record<string, unknown>)[key], max - 1)) return true
   }
   return false
 }
@@ -37,6 +28,7 @@ const parseOptions = { protoAction: 'error', constructorAction: 'error' } as con
  * (`__proto__`, `constructor.prototype`) or nesting deeper than `maxDepth`.
  */
 export function decodeFrame (text: string, maxDepth: number): unknown {
-  if (exceedsDepth(text, maxDepth)) throw new SyntaxError('nesting too deep')
-  return sjson.parse(text, undefined, parseOptions)
+  const value = sjson.parse(text, undefined, parseOptions)
+  if (exceedsDepth(value, maxDepth)) throw new SyntaxError('nesting too deep')
+  return value
 }

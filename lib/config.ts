@@ -23,13 +23,17 @@ export interface WsxConfig {
   logIgnore: Set<string>
   namespace: string
   shutdown: { graceMs: number, windowMs: number }
+  /** groups whose membership is tracked in the presence store */
+  presenceTracked: ((group: string) => boolean) | null
+  /** groups whose members get presence.join / presence.leave events */
+  presenceEvents: ((group: string) => boolean) | null
 }
 
 const known = new Set<string>([
   'maxPayload', 'maxDepth', 'origins', 'connectionRateLimit', 'maxConnections', 'maxConnectionsPerUser',
   'maxConnectionsPerIp', 'messageRateLimit', 'maxThrottledInARow', 'maxBadFrames', 'maxInflight', 'maxQueued',
   'maxBufferedBytes', 'maxGroupsPerConnection', 'heartbeatMs', 'handshake', 'logIgnore', 'emitter', 'redis',
-  'namespace', 'shutdown', 'websocket'
+  'namespace', 'shutdown', 'websocket', 'presence'
 ])
 
 export const defaultHandshake: Required<HandshakeOptions> = {
@@ -92,6 +96,21 @@ export function checkThrottle (value: unknown, where: string): ThrottleOptions {
   return t
 }
 
+const everyGroup = (): boolean => true
+
+function checkPresence (value: WsxPluginOptions['presence']): Pick<WsxConfig, 'presenceTracked' | 'presenceEvents'> {
+  if (value === false) return { presenceTracked: null, presenceEvents: null }
+  if (value === undefined) return { presenceTracked: everyGroup, presenceEvents: null }
+  if (typeof value !== 'object' || value === null) throw new errors.WSX_ERR_OPTS_INVALID('presence must be false or { groups?, events? }')
+  for (const key of Object.keys(value)) {
+    if (key !== 'groups' && key !== 'events') throw new errors.WSX_ERR_OPTS_INVALID(`presence.${key} is not an option`)
+  }
+  for (const key of ['groups', 'events'] as const) {
+    if (value[key] !== undefined && typeof value[key] !== 'function') throw new errors.WSX_ERR_OPTS_INVALID(`presence.${key} must be a function (group) => boolean`)
+  }
+  return { presenceTracked: value.groups ?? everyGroup, presenceEvents: value.events ?? null }
+}
+
 export function buildConfig (opts: WsxPluginOptions): WsxConfig {
   for (const key of Object.keys(opts)) {
     if (!known.has(key)) throw new errors.WSX_ERR_OPTS_INVALID(`"${key}" is not an option`)
@@ -128,6 +147,7 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     handshake: checkHandshake(opts.handshake, defaultHandshake, 'handshake'),
     logIgnore: new Set(opts.logIgnore ?? ['socket.ping']),
     namespace,
-    shutdown
+    shutdown,
+    ...checkPresence(opts.presence)
   }
 }

@@ -20,12 +20,15 @@ const SLOW_READER_GRACE_MS = 2000
 // JSON routes speak text frames only (PROTOCOL §1)
 const AS_TEXT = { binary: false } as const
 
-/** What survives of the upgrade request: the route prototype, never the IncomingMessage. */
-interface UpgradeFacts {
-  proto: object
-  routeContext: [symbol, unknown] | null
-  requestId: string
+const kConnection = Symbol('fastify-wsx.connection')
+
+function connectionOf (socket: unknown): Connection {
+  return (socket as Record<symbol, Connection>)[kConnection]!
 }
+function onSocketMessage (this: WebSocket, data: RawData, binary: boolean): void { connectionOf(this).onFrame(data, binary) }
+function onSocketClose (this: WebSocket, code: number): void { connectionOf(this).onClose(code) }
+function onSocketError (this: WebSocket, err: Error): void { connectionOf(this).log.debug({ err }, 'wsx socket error') }
+function onSocketPong (this: WebSocket): void { connectionOf(this).pong() }
 
 /** A stable key for a user: its `sub`, `id` or `username` claim, else null. */
 export function userKeyOf (user: unknown): string | null {
@@ -49,10 +52,7 @@ export class Connection implements WsxConnection<unknown> {
   readonly headers: IncomingHttpHeaders
   readonly ip: string
   readonly url: string
-  readonly log: FastifyBaseLogger
   readonly groupSet = new Set<string>()
-  /** channel subscriptions by group, so events can carry `channel` and `params` */
-  readonly subscriptions = new Map<string, { channel: string, params: Record<string, unknown> }>()
   readonly debug: boolean
   user: unknown = null
   userKey: string | null = null
@@ -61,8 +61,8 @@ export class Connection implements WsxConnection<unknown> {
   /** true between `socket.expired` and a refresh: protected actions answer not_authenticated */
   expired = false
   closed = false
-  // message loop
-  readonly queue: Array<{ data: RawData, binary: boolean }> = []
+  // message loop; the queue exists only once a frame had to wait
+  queue: Array<{ data: RawData, binary: boolean }> | null = null
   inflight = 0
   barrier = false
   badFrames = 0
@@ -70,10 +70,14 @@ export class Connection implements WsxConnection<unknown> {
   floodWindowEnd = 0
   floodCount = 0
   private missedPongs = 0
-  private timers: { handshake?: NodeJS.Timeout, expiry?: NodeJS.Timeout, grace?: NodeJS.Timeout } = {}
+  private handshakeTimer: NodeJS.Timeout | null = null
+  private expiryTimer: NodeJS.Timeout | null = null
+  private graceTimer: NodeJS.Timeout | null = null
+  private readonly requestId: string
+  private _log?: FastifyBaseLogger
   private _state?: Record<string, unknown>
   private _request?: FastifyRequest
-  private readonly facts: UpgradeFacts
+  private _subscriptions?: Map<string, { channel: string, params: Record<string, unknown> }>
 
   constructor (socket: WebSocket, request: FastifyRequest, route: RouteContext, core: Core) {
     this.socket = socket
@@ -85,21 +89,37 @@ export class Connection implements WsxConnection<unknown> {
     this.headers = request.headers
     this.ip = request.ip
     this.url = route.url
-    this.log = request.log
-    this.debug = (this.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
-    this.facts = { proto: Object.getPrototypeOf(request), routeContext: captureRouteContext(request), requestId: request.id }
+    this.requestId = request.id
+    this.debug = (route.instance.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
+    // what every request of this route shares, captured once per route, not per socket
+    if (route.requestProto === undefined) {
+      route.requestProto = Object.getPrototypeOf(request) as object
+      route.requestContext = captureRouteContext(request)
+    }
 
     // Synchronously, before anything can await: every frame from now on is queued.
     // @fastify/websocket's own error listener closes over the upgrade request and reply,
-    // keeping both alive for the socket's life; ours keeps neither
+    // keeping both alive for the socket's life; ours keeps neither. The listeners are
+    // shared functions (no closures per socket): they find the connection on the socket.
     socket.removeAllListeners('error')
-    socket.on('message', (data: RawData, binary: boolean) => this.onFrame(data, binary))
-    socket.on('close', (code: number) => this.onClose(code))
-    socket.on('error', (err: Error) => this.log.debug({ err }, 'wsx socket error'))
-    socket.on('pong', () => { this.missedPongs = 0 })
+    ;(socket as unknown as Record<symbol, Connection>)[kConnection] = this
+    socket.on('message', onSocketMessage)
+    socket.on('close', onSocketClose)
+    socket.on('error', onSocketError)
+    socket.on('pong', onSocketPong)
 
     core.added(this)
     core.stats.connectionOpened(route.url)
+  }
+
+  /** A child of the route's logger bound to the upgrade's request id, made on first use. */
+  get log (): FastifyBaseLogger {
+    return (this._log ??= this.route.instance.log.child({ reqId: this.requestId }))
+  }
+
+  /** channel subscriptions by group, so events can carry `channel` and `params` */
+  get subscriptions (): Map<string, { channel: string, params: Record<string, unknown> }> {
+    return (this._subscriptions ??= new Map())
   }
 
   get state (): Record<string, unknown> {
@@ -118,9 +138,9 @@ export class Connection implements WsxConnection<unknown> {
 
   viewSource (): ViewSource {
     return {
-      proto: this.facts.proto,
-      routeContext: this.facts.routeContext,
-      id: this.facts.requestId,
+      proto: this.route.requestProto!,
+      routeContext: this.route.requestContext ?? null,
+      id: this.requestId,
       url: this.url,
       ip: this.ip,
       headers: this.headers,
@@ -144,7 +164,7 @@ export class Connection implements WsxConnection<unknown> {
     }
     if (this.route.handshake) {
       this.sendRaw(this.route.handshakeFrame)
-      this.timers.handshake = setTimeout(() => {
+      this.handshakeTimer = setTimeout(() => {
         if (!this.authenticated) this.close(CloseCode.notAuthenticated, 'Authentication timeout')
       }, this.route.handshake.timeoutSeconds * 1000)
     } else {
@@ -168,7 +188,7 @@ export class Connection implements WsxConnection<unknown> {
   }
 
   afterAuthenticated (): void {
-    if (this.timers.handshake) clearTimeout(this.timers.handshake)
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
     const groups = this.route.groups?.(this as never)
     for (const g of groups === undefined ? [] : Array.isArray(groups) ? groups : [groups]) {
       this.join(g).catch((err: unknown) => this.log.warn({ err, group: g }, 'wsx: automatic group join failed'))
@@ -185,12 +205,12 @@ export class Connection implements WsxConnection<unknown> {
     if (typeof exp !== 'number') return
     // setTimeout overflows past ~24.8 days: a capped timer re-arms instead of expiring early
     const delay = Math.min(Math.max(exp * 1000 - Date.now(), 0), 2 ** 31 - 1)
-    this.timers.expiry = setTimeout(() => Date.now() < exp * 1000 ? this.scheduleExpiry() : this.onExpired(), delay)
+    this.expiryTimer = setTimeout(() => Date.now() < exp * 1000 ? this.scheduleExpiry() : this.onExpired(), delay)
   }
 
   clearExpiry (): void {
-    if (this.timers.expiry) clearTimeout(this.timers.expiry)
-    if (this.timers.grace) clearTimeout(this.timers.grace)
+    if (this.expiryTimer) clearTimeout(this.expiryTimer)
+    if (this.graceTimer) clearTimeout(this.graceTimer)
     this.expired = false
   }
 
@@ -199,17 +219,18 @@ export class Connection implements WsxConnection<unknown> {
     const grace = this.route.handshake?.expiryGraceSeconds ?? 0
     this.expired = true
     this.sendRaw(eventFrame(ServerEvent.expired, { grace_seconds: grace }))
-    this.timers.grace = setTimeout(() => this.close(CloseCode.notAuthenticated, 'Credential expired'), grace * 1000)
+    this.graceTimer = setTimeout(() => this.close(CloseCode.notAuthenticated, 'Credential expired'), grace * 1000)
   }
 
-  private onFrame (data: RawData, binary: boolean): void {
+  onFrame (data: RawData, binary: boolean): void {
     if (this.closed) return
     if (this.barrier || this.inflight >= this.core.config.maxInflight) {
-      if (this.queue.length >= this.core.config.maxQueued) {
+      const queue = (this.queue ??= [])
+      if (queue.length >= this.core.config.maxQueued) {
         this.close(CloseCode.tryAgainLater, 'Too many queued messages')
         return
       }
-      this.queue.push({ data, binary })
+      queue.push({ data, binary })
       return
     }
     dispatchFrame(this, data, binary)
@@ -217,8 +238,10 @@ export class Connection implements WsxConnection<unknown> {
 
   /** Starts queued frames while the barrier is down and there is room. */
   pump (): void {
-    while (this.queue.length > 0 && !this.barrier && this.inflight < this.core.config.maxInflight && !this.closed) {
-      const next = this.queue.shift()!
+    const queue = this.queue
+    if (queue === null) return
+    while (queue.length > 0 && !this.barrier && this.inflight < this.core.config.maxInflight && !this.closed) {
+      const next = queue.shift()!
       dispatchFrame(this, next.data, next.binary)
     }
   }
@@ -246,12 +269,28 @@ export class Connection implements WsxConnection<unknown> {
     return this.sendRaw(eventFrame(action, data))
   }
 
-  join (group: string): Promise<void> {
-    return this.core.groups.join(this as never, group).then(() => this.core.presence?.add(group, this.id, this.userKey ?? this.id))
+  async join (group: string): Promise<void> {
+    const fresh = !this.groupSet.has(group)
+    await this.core.groups.join(this, group)
+    if (fresh) await this.presenceChanged(group, 'join')
   }
 
-  leave (group: string): Promise<void> {
-    return this.core.groups.leave(this as never, group).then(() => this.core.presence?.remove(group, this.id))
+  async leave (group: string): Promise<void> {
+    if (!this.groupSet.has(group)) return
+    await this.core.groups.leave(this, group)
+    await this.presenceChanged(group, 'leave')
+  }
+
+  /** Records a membership change in the presence store and, when enabled, tells the group. */
+  private async presenceChanged (group: string, change: 'join' | 'leave'): Promise<void> {
+    const { config, presence } = this.core
+    const user = this.userKey ?? this.id
+    if (presence && config.presenceTracked?.(group)) {
+      await (change === 'join' ? presence.add(group, this.id, user) : presence.remove(group, this.id))
+    }
+    if (config.presenceEvents?.(group)) {
+      await this.core.groups.broadcast(group, eventFrame(change === 'join' ? ServerEvent.presenceJoin : ServerEvent.presenceLeave, { group, user }))
+    }
   }
 
   close (code: number = CloseCode.normal, reason = ''): void {
@@ -265,6 +304,10 @@ export class Connection implements WsxConnection<unknown> {
   }
 
   /** Called by the core's heartbeat interval. */
+  pong (): void {
+    this.missedPongs = 0
+  }
+
   heartbeat (): void {
     if (this.missedPongs >= 2) {
       this.socket.terminate()
@@ -281,15 +324,13 @@ export class Connection implements WsxConnection<unknown> {
     setTimeout(() => this.socket.terminate(), SLOW_READER_GRACE_MS).unref()
   }
 
-  private onClose (code: number): void {
+  onClose (code: number): void {
     this.closed = true
-    this.queue.length = 0
-    for (const timer of Object.values(this.timers)) if (timer) clearTimeout(timer)
+    this.queue = null
+    for (const timer of [this.handshakeTimer, this.expiryTimer, this.graceTimer]) if (timer) clearTimeout(timer)
     this.core.removed(this)
     this.core.stats.connectionClosed(this.route.url, code)
-    const groups = [...this.groupSet]
-    this.core.groups.leaveAll(this).catch(() => {})
-    for (const g of groups) this.core.presence?.remove(g, this.id).catch(() => {})
+    for (const group of [...this.groupSet]) this.leave(group).catch(() => {})
     this.runHook('onDisconnect', code)
   }
 

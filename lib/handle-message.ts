@@ -62,14 +62,8 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
   const isBarrier = env.action === BuiltinAction.authorize
   if (isBarrier) conn.barrier = true
   conn.inflight++
-  handleEnvelope(conn, env).catch((err: unknown) => {
-    // handleEnvelope answers its own errors; this only guards against a bug in it
-    conn.log.error({ err, trace_id: env.trace_id }, 'wsx: unexpected failure in the message loop')
-  }).finally(() => {
-    conn.inflight--
-    if (isBarrier) conn.barrier = false
-    conn.pump()
-  })
+  // handleEnvelope never rejects: it answers its own errors and releases the slot itself
+  handleEnvelope(conn, env, isBarrier)
 }
 
 /** Before authentication a bad frame closes 4400; after it, 10 in a row do (configurable). */
@@ -88,30 +82,49 @@ export function replyError (conn: Connection, env: Envelope, error: WsxError): v
   conn.sendRaw(errorFrame(env.id, error.toWire(), env.trace_id))
 }
 
-async function handleEnvelope (conn: Connection, env: Envelope): Promise<void> {
+async function handleEnvelope (conn: Connection, env: Envelope, isBarrier: boolean): Promise<void> {
   try {
-    switch (env.action) {
-      case BuiltinAction.ping:
-        if (env.id !== null) conn.sendRaw(okFrame(env.id, PONG, env.trace_id))
-        conn.core.stats.outcome(env.action, 'ok')
-        return
-      case BuiltinAction.authorize:
-        await authorize(conn, env)
-        return
-      case BuiltinAction.subscribe:
-      case BuiltinAction.unsubscribe:
-        if (!gate(conn, env, null)) return
-        await (env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
-        return
-    }
-    const action = conn.route.actions.get(env.action)
-    if (!gate(conn, env, action)) return
-    await runAction(conn, env, action!)
+    await runStages(conn, env)
   } catch (err) {
-    const { error, internal } = toWireError(err)
-    if (internal) conn.log.error({ err, trace_id: env.trace_id, action: env.action }, 'wsx handler failed')
-    replyError(conn, env, error)
+    try {
+      const { error, internal } = toWireError(err)
+      if (internal) conn.log.error({ err, trace_id: env.trace_id, action: env.action }, 'wsx handler failed')
+      replyError(conn, env, error)
+    } catch (bug) {
+      conn.log.error({ err: bug, trace_id: env.trace_id }, 'wsx: unexpected failure in the message loop')
+    }
+  } finally {
+    conn.inflight--
+    if (isBarrier) conn.barrier = false
+    conn.pump()
   }
+}
+
+async function runStages (conn: Connection, env: Envelope): Promise<void> {
+  switch (env.action) {
+    case BuiltinAction.ping:
+      // liveness stays answerable even for a throttled client; it costs one short write
+      if (env.id !== null) conn.sendRaw(okFrame(env.id, PONG, env.trace_id))
+      conn.core.stats.outcome(env.action, 'ok')
+      return
+    case BuiltinAction.authorize:
+      await authorize(conn, env)
+      return
+    case BuiltinAction.subscribe:
+    case BuiltinAction.unsubscribe:
+      if (!gate(conn, env, null)) return
+      if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+      await (env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
+      return
+  }
+  const action = conn.route.actions.get(env.action)
+  if (!gate(conn, env, action)) return
+  await runAction(conn, env, action!)
+}
+
+/** Awaits only what is a promise: most checks answer synchronously, and each await costs a turn. */
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 /**
@@ -142,7 +155,8 @@ async function runAction (conn: Connection, env: Envelope, action: CompiledActio
   // throttles
   if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
   if (action.throttles.length > 0) {
-    const retryMs = await checkThrottles(conn, env, action)
+    let retryMs = checkThrottles(conn, env, action)
+    if (typeof retryMs !== 'number') retryMs = await retryMs
     if (retryMs > 0) return throttledAnswer(conn, env, retryMs)
   }
   conn.throttledInARow = 0
@@ -157,9 +171,9 @@ async function runAction (conn: Connection, env: Envelope, action: CompiledActio
   // object-level permissions: the object is loaded once and every check sees it
   if (action.loadObject) msg.object = await action.loadObject.call(instance, msg as never, conn as never)
   for (const permission of action.permissions) {
-    if (await permission.call(instance, msg as never, conn as never) !== true) {
-      return replyError(conn, env, new WsxError(ErrorCode.permissionDenied))
-    }
+    let allowed: unknown = permission.call(instance, msg as never, conn as never)
+    if (isThenable(allowed)) allowed = await allowed
+    if (allowed !== true) return replyError(conn, env, new WsxError(ErrorCode.permissionDenied))
   }
   if (action.preHandler.length > 0) {
     const request = createRequestView(conn.viewSource(), { body: env.data })
@@ -173,7 +187,8 @@ async function runAction (conn: Connection, env: Envelope, action: CompiledActio
   }
 
   const started = performance.now()
-  const result = await action.handler.call(instance, msg as never, conn as never)
+  let result: unknown = action.handler.call(instance, msg as never, conn as never)
+  if (isThenable(result)) result = await result
   conn.core.stats.handlerTook(performance.now() - started)
 
   if (env.id === null) {

@@ -16,7 +16,9 @@ export const ServerEvent = {
   handshake: 'socket.handshake',
   authorized: 'socket.authorized',
   expired: 'socket.expired',
-  resync: 'socket.resync'
+  resync: 'socket.resync',
+  presenceJoin: 'presence.join',
+  presenceLeave: 'presence.leave'
 } as const
 
 /** Error codes of PROTOCOL §4, named as Django REST Framework names them. */

@@ -71,6 +71,9 @@ export interface RouteContext {
   groups: ((conn: WsxConnection) => string | string[] | undefined) | null
   handshakeFrame: string
   authorizedFrame: string
+  /** the Request prototype and context of this route, captured at its first upgrade */
+  requestProto?: object
+  requestContext?: [symbol, unknown] | null
 }
 
 const routeOptionKeys = new Set([

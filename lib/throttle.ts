@@ -4,6 +4,7 @@ import type { Connection } from './connection.js'
 import type { CompiledAction } from './route.js'
 import type { Envelope } from './envelope.js'
 import { Message } from './message.js'
+import type { ConsumeResult } from './stores/limiter.js'
 
 /** Counts one message against the route's per-connection budget; false when over it. */
 export function checkFlood (conn: Connection): boolean {
@@ -24,16 +25,31 @@ function throttleKey (conn: Connection, env: Envelope, key: CompiledAction['thro
   return 'ip:' + conn.ip
 }
 
-/** Resolves 0 when every throttle allows the message, else ms until retry. */
-export async function checkThrottles (conn: Connection, env: Envelope, action: CompiledAction): Promise<number> {
+/**
+ * 0 when every throttle allows the message, else ms until retry. Synchronous with the
+ * in-process store (no promise or timer per message); a promise with Redis.
+ */
+export function checkThrottles (conn: Connection, env: Envelope, action: CompiledAction): number | Promise<number> {
+  const consumeNow = conn.core.limiter.consumeNow
+  if (consumeNow === undefined) return checkThrottlesAsync(conn, env, action)
   let retryMs = 0
   for (const t of action.throttles) {
-    const key = `${t.bucket}:${t.max}/${t.windowMs}:${throttleKey(conn, env, t.key)}`
-    const result = await conn.core.limiter.consume(key, t.max, t.windowMs)
-    if (!result.allowed) {
-      if (result.error) conn.log.warn({ trace_id: env.trace_id }, 'wsx throttle store unavailable: refusing (fail closed)')
-      retryMs = Math.max(retryMs, result.retryAfterMs, 1)
-    }
+    const result = consumeNow(`${t.bucket}:${throttleKey(conn, env, t.key)}`, t.max, t.windowMs)
+    if (!result.allowed) retryMs = refusal(conn, env, result, retryMs)
   }
   return retryMs
+}
+
+async function checkThrottlesAsync (conn: Connection, env: Envelope, action: CompiledAction): Promise<number> {
+  let retryMs = 0
+  for (const t of action.throttles) {
+    const result = await conn.core.limiter.consume(`${t.bucket}:${throttleKey(conn, env, t.key)}`, t.max, t.windowMs)
+    if (!result.allowed) retryMs = refusal(conn, env, result, retryMs)
+  }
+  return retryMs
+}
+
+function refusal (conn: Connection, env: Envelope, result: ConsumeResult, retryMs: number): number {
+  if (result.error) conn.log.warn({ trace_id: env.trace_id }, 'wsx throttle store unavailable: refusing (fail closed)')
+  return Math.max(retryMs, result.retryAfterMs, 1)
 }

@@ -140,7 +140,7 @@ export class WsxFacade {
   async presence (group: string): Promise<Array<{ user: string, connections: number }>> {
     assertGroupName(group)
     const presence = this.shared.core.presence
-    if (!presence) throw new errors.WSX_ERR_NOT_READY('presence is not available')
+    if (!presence) throw new errors.WSX_ERR_NOT_READY('presence is off (plugin option presence: false)')
     return presence.list(group)
   }
 

@@ -124,9 +124,9 @@ t.test('depth bombs are parse errors, not crashes', async (t) => {
   t.match(await c.request('echo.text', { text: brackets }), { ok: true, data: { text: brackets } }, 'brackets inside strings do not count')
   t.equal(spy.calls, 4)
 
-  t.equal(exceedsDepth('{"a":[1,{"b":2}]}', 3), false)
-  t.equal(exceedsDepth('{"a":[1,{"b":[]}]}', 3), true)
-  t.equal(exceedsDepth('{"a":"[[[[\\"[[[["}', 1), false, 'escaped quotes keep the string open')
+  t.equal(exceedsDepth(JSON.parse('{"a":[1,{"b":2}]}'), 3), false)
+  t.equal(exceedsDepth(JSON.parse('{"a":[1,{"b":[]}]}'), 3), true)
+  t.equal(exceedsDepth(JSON.parse('{"a":"[[[[\\"[[[["}'), 1), false, 'escaped quotes keep the string open')
 })
 
 t.test('maxQueued: a connection that queues too much is closed 1013', async (t) => {

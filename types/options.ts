@@ -125,6 +125,12 @@ export interface WsxPluginOptions {
    * an ioredis instance or a `redis://` URL. Also builds the emitter when `emitter` is unset.
    */
   redis?: string | object
+  /**
+   * Presence (who is in a group, across instances). `groups` picks the groups tracked;
+   * `events` the groups whose members get `presence.join` / `presence.leave` events.
+   * `false` turns presence off. @default { groups: every group, events: none }
+   */
+  presence?: false | { groups?: (group: string) => boolean, events?: (group: string) => boolean }
   /** Namespace for bus topics and Redis keys, so apps can share a Redis. @default 'wsx' */
   namespace?: string
   /** Graceful shutdown on `app.close()`. */

@@ -131,6 +131,8 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
   await app.register(wsx, {
     origins: s.origins,
     maxPayload: 128 * 1024,
+    // who is in a room (room.presence); the benchmark group is not worth tracking
+    presence: { groups: (group) => group.startsWith('room:') },
     connectionRateLimit: { max: s.connectLimit, timeWindow: s.connectWindowSeconds * 1000 },
     maxConnectionsPerIp: s.maxConnectionsPerIp,
     maxConnectionsPerUser: s.maxConnectionsPerUser,
