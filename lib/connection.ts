@@ -71,7 +71,8 @@ export class Connection implements WsxConnection<unknown> {
   floodCount = 0
   private missedPongs = 0
   private handshakeTimer: NodeJS.Timeout | null = null
-  private expiryTimer: NodeJS.Timeout | null = null
+  /** the `exp` second this connection waits for in the core's expiry wheel */
+  private expiresAt: number | null = null
   private graceTimer: NodeJS.Timeout | null = null
   private readonly requestId: string
   private _log?: FastifyBaseLogger
@@ -202,14 +203,22 @@ export class Connection implements WsxConnection<unknown> {
     const exp = (this.user as { exp?: unknown } | null)?.exp
     // without a handshake there is no way to refresh: the credential still ends at exp
     // (socket.expired with grace 0, then 4401) rather than living as long as the socket
-    if (typeof exp !== 'number') return
-    // setTimeout overflows past ~24.8 days: a capped timer re-arms instead of expiring early
-    const delay = Math.min(Math.max(exp * 1000 - Date.now(), 0), 2 ** 31 - 1)
-    this.expiryTimer = setTimeout(() => Date.now() < exp * 1000 ? this.scheduleExpiry() : this.onExpired(), delay)
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return
+    this.expiresAt = exp
+    this.core.expiries.add(this, exp)
+  }
+
+  /** Called by the core's expiry wheel when the credential's `exp` has come. */
+  expire (): void {
+    // an expiry due at scheduling time arrives as a microtask: a refresh may have come first
+    if (this.expiresAt === null) return
+    this.expiresAt = null
+    this.onExpired()
   }
 
   clearExpiry (): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer)
+    if (this.expiresAt !== null) this.core.expiries.remove(this, this.expiresAt)
+    this.expiresAt = null
     if (this.graceTimer) clearTimeout(this.graceTimer)
     this.expired = false
   }
@@ -327,7 +336,8 @@ export class Connection implements WsxConnection<unknown> {
   onClose (code: number): void {
     this.closed = true
     this.queue = null
-    for (const timer of [this.handshakeTimer, this.expiryTimer, this.graceTimer]) if (timer) clearTimeout(timer)
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
+    this.clearExpiry()
     this.core.removed(this)
     this.core.stats.connectionClosed(this.route.url, code)
     for (const group of [...this.groupSet]) this.leave(group).catch(() => {})

@@ -7,6 +7,7 @@ import type { GroupRegistry } from './groups.js'
 import type { Limiter } from './stores/limiter.js'
 import type { Lockout } from './stores/lockout.js'
 import { Stats } from './stats.js'
+import { ExpiryWheel } from './expiry.js'
 
 /** What a connection needs from the core (kept narrow so lib/connection.ts stays testable). */
 export interface ConnectionRef {
@@ -32,6 +33,8 @@ export class Core {
   readonly byUser = new Map<string, Set<ConnectionRef>>()
   readonly byIp = new Map<string, number>()
   readonly stats = new Stats()
+  /** credential expiry for every connection, on one timer */
+  readonly expiries = new ExpiryWheel()
   readonly groups: GroupRegistry
   readonly limiter: Limiter
   readonly lockout: Lockout
@@ -110,5 +113,6 @@ export class Core {
   stopHeartbeat (): void {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     this.heartbeatTimer = null
+    this.expiries.stop()
   }
 }

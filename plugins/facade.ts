@@ -68,6 +68,7 @@ export class WsxFacade {
       config: { wsxGuard: guard },
       handler: upgradeRequired,
       wsHandler: function wsxHandler (socket: WebSocket, request: FastifyRequest) {
+        releaseUpgradeResponse(socket)
         const conn = new Connection(socket, request, route, core)
         conn.start((request as unknown as Record<symbol, unknown>)[kUpgradeUser])
       }
@@ -179,6 +180,18 @@ export class WsxFacade {
       this.shared.channels.set(name, channel)
     }
   }
+}
+
+/**
+ * @fastify/websocket runs the upgrade through Fastify with a ServerResponse assigned to
+ * the TCP socket; nothing ever ends it, so the socket would keep that response, the
+ * upgrade request and Fastify's request/reply alive for its whole life (about 1 KB per
+ * idle connection). Detaching it, as Node does when a response ends, lets them go.
+ */
+function releaseUpgradeResponse (socket: WebSocket): void {
+  const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (s: unknown) => void } | null } })._socket
+  const response = tcp?._httpMessage
+  if (response && typeof response.detachSocket === 'function') response.detachSocket(tcp)
 }
 
 /** A plain GET on a WebSocket route. */
