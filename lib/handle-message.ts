@@ -62,8 +62,42 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
   const isBarrier = env.action === BuiltinAction.authorize
   if (isBarrier) conn.barrier = true
   conn.inflight++
-  // handleEnvelope never rejects: it answers its own errors and releases the slot itself
-  handleEnvelope(conn, env, isBarrier)
+  try {
+    // true: asynchronous work took the slot and will release it itself
+    if (startStages(conn, env, isBarrier)) return
+  } catch (err) {
+    answerFailure(conn, env, err)
+  }
+  release(conn, isBarrier)
+}
+
+/** Frees the connection's slot and starts what waited behind it. */
+function release (conn: Connection, isBarrier: boolean): void {
+  conn.inflight--
+  if (isBarrier) conn.barrier = false
+  conn.pump()
+}
+
+/** Anything a stage threw becomes a wire error; internal ones are logged, never sent. */
+function answerFailure (conn: Connection, env: Envelope, err: unknown): void {
+  try {
+    const { error, internal } = toWireError(err)
+    if (internal) conn.log.error({ err, trace_id: env.trace_id, action: env.action }, 'wsx handler failed')
+    replyError(conn, env, error)
+  } catch (bug) {
+    conn.log.error({ err: bug, trace_id: env.trace_id }, 'wsx: unexpected failure in the message loop')
+  }
+}
+
+/** Awaits a built-in's work, answers its failure, and releases the slot. Never rejects. */
+async function settle (conn: Connection, env: Envelope, isBarrier: boolean, work: Promise<void>): Promise<void> {
+  try {
+    await work
+  } catch (err) {
+    answerFailure(conn, env, err)
+  } finally {
+    release(conn, isBarrier)
+  }
 }
 
 /** Before authentication a bad frame closes 4400; after it, 10 in a row do (configurable). */
@@ -82,44 +116,34 @@ export function replyError (conn: Connection, env: Envelope, error: WsxError): v
   conn.sendRaw(errorFrame(env.id, error.toWire(), env.trace_id))
 }
 
-async function handleEnvelope (conn: Connection, env: Envelope, isBarrier: boolean): Promise<void> {
-  try {
-    await runStages(conn, env)
-  } catch (err) {
-    try {
-      const { error, internal } = toWireError(err)
-      if (internal) conn.log.error({ err, trace_id: env.trace_id, action: env.action }, 'wsx handler failed')
-      replyError(conn, env, error)
-    } catch (bug) {
-      conn.log.error({ err: bug, trace_id: env.trace_id }, 'wsx: unexpected failure in the message loop')
-    }
-  } finally {
-    conn.inflight--
-    if (isBarrier) conn.barrier = false
-    conn.pump()
-  }
-}
-
-async function runStages (conn: Connection, env: Envelope): Promise<void> {
+/**
+ * Runs the synchronous stages; returns true when asynchronous work now owns the slot.
+ * Only actions and the rarer built-ins go async, each through exactly one async function.
+ */
+function startStages (conn: Connection, env: Envelope, isBarrier: boolean): boolean {
   switch (env.action) {
     case BuiltinAction.ping:
       // liveness stays answerable even for a throttled client; it costs one short write
       if (env.id !== null) conn.sendRaw(okFrame(env.id, PONG, env.trace_id))
       conn.core.stats.outcome(env.action, 'ok')
-      return
+      return false
     case BuiltinAction.authorize:
-      await authorize(conn, env)
-      return
+      settle(conn, env, isBarrier, authorize(conn, env))
+      return true
     case BuiltinAction.subscribe:
     case BuiltinAction.unsubscribe:
-      if (!gate(conn, env, null)) return
-      if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
-      await (env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
-      return
+      if (!gate(conn, env, null)) return false
+      if (!checkFlood(conn)) {
+        throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+        return false
+      }
+      settle(conn, env, isBarrier, env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
+      return true
   }
   const action = conn.route.actions.get(env.action)
-  if (!gate(conn, env, action)) return
-  await runAction(conn, env, action!)
+  if (!gate(conn, env, action)) return false
+  runAction(conn, env, action!, isBarrier)
+  return true
 }
 
 /** Awaits only what is a promise: most checks answer synchronously, and each await costs a turn. */
@@ -150,53 +174,60 @@ function gate (conn: Connection, env: Envelope, action: CompiledAction | null | 
   return true
 }
 
-async function runAction (conn: Connection, env: Envelope, action: CompiledAction): Promise<void> {
-  const instance = conn.route.instance as FastifyInstance
-  // throttles
-  if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
-  if (action.throttles.length > 0) {
-    let retryMs = checkThrottles(conn, env, action)
-    if (typeof retryMs !== 'number') retryMs = await retryMs
-    if (retryMs > 0) return throttledAnswer(conn, env, retryMs)
-  }
-  conn.throttledInARow = 0
-
-  // request schema
-  if (action.validate && !action.validate(env.data)) {
-    const fields = toFields(action.validate.errors)
-    return replyError(conn, env, new WsxError(ErrorCode.validation, 'Invalid input.', { fields }))
-  }
-
-  const msg = new Message(env, conn)
-  // object-level permissions: the object is loaded once and every check sees it
-  if (action.loadObject) msg.object = await action.loadObject.call(instance, msg as never, conn as never)
-  for (const permission of action.permissions) {
-    let allowed: unknown = permission.call(instance, msg as never, conn as never)
-    if (isThenable(allowed)) allowed = await allowed
-    if (allowed !== true) return replyError(conn, env, new WsxError(ErrorCode.permissionDenied))
-  }
-  if (action.preHandler.length > 0) {
-    const request = createRequestView(conn.viewSource(), { body: env.data })
-    const reply = createReplyShim(request, msg.log)
-    const outcome = await runChain(action.preHandler, instance, request, reply)
-    if (!outcome.ok) {
-      if (outcome.error !== undefined) throw outcome.error
-      const { error } = toWireError({ statusCode: outcome.status, message: typeof reply.payload === 'string' ? reply.payload : undefined })
-      return replyError(conn, env, error)
+/** The action's stages; answers its own failures and releases the slot. Never rejects. */
+async function runAction (conn: Connection, env: Envelope, action: CompiledAction, isBarrier: boolean): Promise<void> {
+  try {
+    const instance = conn.route.instance as FastifyInstance
+    // throttles
+    if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+    if (action.throttles.length > 0) {
+      let retryMs = checkThrottles(conn, env, action)
+      if (typeof retryMs !== 'number') retryMs = await retryMs
+      if (retryMs > 0) return throttledAnswer(conn, env, retryMs)
     }
-  }
+    conn.throttledInARow = 0
 
-  const started = performance.now()
-  let result: unknown = action.handler.call(instance, msg as never, conn as never)
-  if (isThenable(result)) result = await result
-  conn.core.stats.handlerTook(performance.now() - started)
+    // request schema
+    if (action.validate && !action.validate(env.data)) {
+      const fields = toFields(action.validate.errors)
+      return replyError(conn, env, new WsxError(ErrorCode.validation, 'Invalid input.', { fields }))
+    }
 
-  if (env.id === null) {
+    const msg = new Message(env, conn)
+    // object-level permissions: the object is loaded once and every check sees it
+    if (action.loadObject) msg.object = await action.loadObject.call(instance, msg as never, conn as never)
+    for (const permission of action.permissions) {
+      let allowed: unknown = permission.call(instance, msg as never, conn as never)
+      if (isThenable(allowed)) allowed = await allowed
+      if (allowed !== true) return replyError(conn, env, new WsxError(ErrorCode.permissionDenied))
+    }
+    if (action.preHandler.length > 0) {
+      const request = createRequestView(conn.viewSource(), { body: env.data })
+      const reply = createReplyShim(request, msg.log)
+      const outcome = await runChain(action.preHandler, instance, request, reply)
+      if (!outcome.ok) {
+        if (outcome.error !== undefined) throw outcome.error
+        const { error } = toWireError({ statusCode: outcome.status, message: typeof reply.payload === 'string' ? reply.payload : undefined })
+        return replyError(conn, env, error)
+      }
+    }
+
+    const started = performance.now()
+    let result: unknown = action.handler.call(instance, msg as never, conn as never)
+    if (isThenable(result)) result = await result
+    conn.core.stats.handlerTook(performance.now() - started)
+
+    if (env.id === null) {
+      conn.core.stats.outcome(env.action, 'ok')
+      return
+    }
+    conn.sendRaw(okFrame(env.id, serializeResult(conn, env, action, result), env.trace_id))
     conn.core.stats.outcome(env.action, 'ok')
-    return
+  } catch (err) {
+    answerFailure(conn, env, err)
+  } finally {
+    release(conn, isBarrier)
   }
-  conn.sendRaw(okFrame(env.id, serializeResult(conn, env, action, result), env.trace_id))
-  conn.core.stats.outcome(env.action, 'ok')
 }
 
 /** The response schema is a contract: a result that breaks it is a server_error, logged. */
