@@ -28,7 +28,11 @@ const parseOptions = { protoAction: 'error', constructorAction: 'error' } as con
  * (`__proto__`, `constructor.prototype`) or nesting deeper than `maxDepth`.
  */
 export function decodeFrame (text: string, maxDepth: number): unknown {
-  const value = sjson.parse(text, undefined, parseOptions)
+  // a text with no escape and neither key in it cannot smuggle a prototype key: plain
+  // JSON.parse; anything else gets secure-json-parse's full (escape-aware) check
+  const value = text.includes('\\') || text.includes('__proto__') || text.includes('constructor')
+    ? sjson.parse(text, undefined, parseOptions)
+    : JSON.parse(text)
   if (exceedsDepth(value, maxDepth)) throw new SyntaxError('nesting too deep')
   return value
 }
