@@ -63,7 +63,7 @@ export class WsxFacade {
       method: 'GET',
       url: opts.url,
       schema: { ...(opts.schema?.params && { params: opts.schema.params }), ...(opts.schema?.querystring && { querystring: opts.schema.querystring }) },
-      preValidation: [authenticateUpgrade(route)],
+      preValidation: [authenticateUpgrade(route, core)],
       ...(route.tokenQueryParam && { logSerializers: { req: redactingReqSerializer(route.tokenQueryParam) } }),
       config: { wsxGuard: guard },
       handler: upgradeRequired,

@@ -90,7 +90,7 @@ function statusOf (err: unknown): number {
  * upgrade carrying no credential opens unauthenticated (first frame `socket.handshake`);
  * one carrying a credential must pass. Without the handshake, every upgrade must pass.
  */
-export function authenticateUpgrade (route: RouteContext): preValidationHookHandler {
+export function authenticateUpgrade (route: RouteContext, core: Core): preValidationHookHandler {
   return async function authenticateWsxUpgrade (this: unknown, request: FastifyRequest, reply: FastifyReply) {
     if (route.tokenQueryParam) moveQueryToken(request, route.tokenQueryParam)
     const hasCredential = typeof request.headers.authorization === 'string'
@@ -101,6 +101,7 @@ export function authenticateUpgrade (route: RouteContext): preValidationHookHand
       return refuse(reply, 401, 'Authentication required.')
     }
     const outcome = await runStrategies(strategies, route.instance, request, reply)
+    if (!outcome.ok) core.stats.authFailures++
     if (reply.sent) return reply
     if (!outcome.ok) {
       const message = outcome.error instanceof Error && statusOf(outcome.error) === 401 ? 'Authentication failed.' : 'Forbidden.'
