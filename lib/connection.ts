@@ -265,7 +265,6 @@ export class Connection implements WsxConnection<unknown> {
     }
     socket.send(frame, AS_TEXT)
     this.core.stats.messagesOut++
-    if (this.debug) this.log.debug({ frame: typeof frame === 'string' ? frame : frame.toString() }, 'wsx frame sent')
     return true
   }
 
@@ -275,6 +274,7 @@ export class Connection implements WsxConnection<unknown> {
   }
 
   send<K extends keyof WsxEventMap & string> (action: K, data: WsxEventMap[K]): boolean {
+    this.core.checkEvent(action, data)
     return this.sendRaw(eventFrame(action, data))
   }
 

@@ -8,6 +8,8 @@ import type { Limiter } from './stores/limiter.js'
 import type { Lockout } from './stores/lockout.js'
 import { Stats } from './stats.js'
 import { ExpiryWheel } from './expiry.js'
+import { errors } from './errors.js'
+import { toFields, type Validator } from './validation.js'
 
 /** What a connection needs from the core (kept narrow so lib/connection.ts stays testable). */
 export interface ConnectionRef {
@@ -39,6 +41,8 @@ export class Core {
   readonly limiter: Limiter
   readonly lockout: Lockout
   presence: PresenceLike | null = null
+  /** event name → compiled schema, from the routes' and channels' `events` */
+  readonly eventValidators = new Map<string, { schema: object, validate: Validator }>()
   closing = false
   private seq = 0
   private heartbeatTimer: NodeJS.Timeout | null = null
@@ -49,6 +53,17 @@ export class Core {
     this.groups = parts.groups
     this.limiter = parts.limiter
     this.lockout = parts.lockout
+  }
+
+  /**
+   * Checks an event's data against the schema a route declared for that name (TypeBox):
+   * a payload that breaks it is a programmer error, thrown before anything is sent.
+   */
+  checkEvent (action: string, data: unknown): void {
+    const entry = this.eventValidators.get(action)
+    if (entry && !entry.validate(data)) {
+      throw new errors.WSX_ERR_EVENT_INVALID(action, JSON.stringify(toFields(entry.validate.errors)))
+    }
   }
 
   nextConnectionId (): string {

@@ -114,6 +114,13 @@ function onBadFrame (conn: Connection, error: WsxError, id: MessageId): void {
 export function replyError (conn: Connection, env: Envelope, error: WsxError): void {
   conn.core.stats.outcome(env.action, error.code)
   conn.sendRaw(errorFrame(env.id, error.toWire(), env.trace_id))
+  if (conn.debug) logReply(conn, env, error.code)
+}
+
+/** The debug message log: what was answered, by trace_id; never the data (it may hold tokens). */
+export function logReply (conn: Connection, env: Envelope, outcome: string): void {
+  if (conn.core.config.logIgnore.has(env.action)) return
+  conn.log.debug({ action: env.action, id: env.id, trace_id: env.trace_id, outcome }, 'wsx reply sent')
 }
 
 /**
@@ -217,12 +224,9 @@ async function runAction (conn: Connection, env: Envelope, action: CompiledActio
     if (isThenable(result)) result = await result
     conn.core.stats.handlerTook(performance.now() - started)
 
-    if (env.id === null) {
-      conn.core.stats.outcome(env.action, 'ok')
-      return
-    }
-    conn.sendRaw(okFrame(env.id, serializeResult(conn, env, action, result), env.trace_id))
+    if (env.id !== null) conn.sendRaw(okFrame(env.id, serializeResult(conn, env, action, result), env.trace_id))
     conn.core.stats.outcome(env.action, 'ok')
+    if (conn.debug) logReply(conn, env, 'ok')
   } catch (err) {
     answerFailure(conn, env, err)
   } finally {

@@ -6,6 +6,7 @@ import type { WebSocket } from 'ws'
 import type { Core } from '../lib/core.js'
 import type { Bus } from '../lib/bus.js'
 import { compileRate, compileRoute, type CompiledChannel, type RouteContext } from '../lib/route.js'
+import { compileValidator } from '../lib/validation.js'
 import { Connection } from '../lib/connection.js'
 import { WsxSocket } from '../lib/socket.js'
 import { eventFrame } from '../lib/envelope.js'
@@ -57,6 +58,7 @@ export class WsxFacade {
     const fullUrl = joinUrl(this.instance.prefix, opts?.url)
     const route = compileRoute(this.instance, opts as unknown as RouteOptions, fullUrl, core.config)
     this.registerChannels(route)
+    this.registerEvents(route)
     this.shared.routes.push(route)
     const guard: UpgradeGuard = { origins: route.origins, requireOrigin: route.requireOrigin, connectionRateLimit: route.connectionRateLimit }
     this.instance.route({
@@ -112,6 +114,7 @@ export class WsxFacade {
    */
   broadcast<K extends keyof WsxEventMap & string> (group: string, action: K, data: WsxEventMap[K], opts: BroadcastOptions = {}): Promise<void> {
     assertGroupName(group)
+    this.shared.core.checkEvent(action, data)
     const exclude = typeof opts.exclude === 'string' ? opts.exclude : opts.exclude?.id
     this.shared.core.stats.busPublished++
     return this.shared.core.groups.broadcast(group, eventFrame(action, data), exclude === undefined ? undefined : { exclude })
@@ -122,6 +125,7 @@ export class WsxFacade {
     const def = this.shared.channels.get(channel)
     if (!def) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'no route declares this channel')
     if (!def.validate(params)) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'params do not match the channel schema')
+    this.shared.core.checkEvent(action, data)
     const exclude = typeof opts.exclude === 'string' ? opts.exclude : opts.exclude?.id
     this.shared.core.stats.busPublished++
     return this.shared.core.groups.broadcast(def.group(params), eventFrame(action, data, { channel, params }), exclude === undefined ? undefined : { exclude })
@@ -129,6 +133,7 @@ export class WsxFacade {
 
   /** Pushes an event to every connection of a user (all devices), on every instance. */
   async sendToUser<K extends keyof WsxEventMap & string> (user: string, action: K, data: WsxEventMap[K]): Promise<number> {
+    this.shared.core.checkEvent(action, data)
     return this.shared.request('user-send', { user, frame: eventFrame(action, data) })
   }
 
@@ -169,6 +174,23 @@ export class WsxFacade {
   /** The compiled routes, for documentation generators and the playground. */
   get routes (): readonly RouteContext[] {
     return this.shared.routes
+  }
+
+  /** Compiles the route's and its channels' event schemas, so sends can be checked. */
+  private registerEvents (route: RouteContext): void {
+    const validators = this.shared.core.eventValidators
+    const declared: Array<[string, TSchema]> = [
+      ...Object.entries(route.options.events ?? {}),
+      ...[...route.channels.values()].flatMap((c) => Object.entries(c.events ?? {}))
+    ]
+    for (const [name, schema] of declared) {
+      const existing = validators.get(name)
+      if (existing) {
+        if (existing.schema !== schema) throw new errors.WSX_ERR_EVENT_CONFLICT(name, route.url)
+        continue
+      }
+      validators.set(name, { schema, validate: compileValidator(schema, `event ${name}`) })
+    }
   }
 
   private registerChannels (route: RouteContext): void {

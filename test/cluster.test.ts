@@ -133,3 +133,38 @@ test('a Redis outage crashes nothing and ends in socket.resync, then delivery re
   t.match(await alice.request('chat.send', { text: 'after' }), { ok: true })
   t.match(await bob.next((f) => f.action === 'chat.message' && (f.data as { text: string }).text === 'after', 5000), { data: { text: 'after' } })
 })
+
+test('with Redis stopped or frozen, throttled actions fail closed: throttled, quickly, never a pass', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis) return
+  const app = await build(t, { wsx: { redis: redis.url, namespace: 'throttledown' } })
+  let calls = 0
+  app.wsx.route({
+    url: '/ws',
+    authenticate: [verifyJwt],
+    actions: { 'x.send': action({ throttle: { max: 100, timeWindow: 60_000 }, handler: async () => { calls++; return {} } }) }
+  })
+  const c = await connect(app, '/ws', { token: tokenFor(app, 'alice') })
+  await c.next('socket.authorized')
+  t.match(await c.request('x.send'), { ok: true })
+  t.equal(calls, 1)
+
+  await redis.stop()
+  let started = Date.now()
+  const down = await c.request('x.send', undefined, { timeoutMs: 5000 })
+  t.match(down, { ok: false, error: { code: 'throttled' } }, 'Redis down: throttled')
+  t.ok((down.error?.retry_after ?? 0) >= 1)
+  t.ok(Date.now() - started < 2500, `answered in ${Date.now() - started} ms`)
+  await redis.restart()
+  await sleep(500)
+
+  redis.freeze()
+  t.teardown(() => redis.thaw())
+  started = Date.now()
+  const frozen = await c.request('x.send', undefined, { timeoutMs: 5000 })
+  t.match(frozen, { ok: false, error: { code: 'throttled' } }, 'Redis frozen: throttled')
+  t.ok(Date.now() - started < 2500, `answered in ${Date.now() - started} ms`)
+  redis.thaw()
+  t.equal(calls, 1, 'no request passed while the store was unreachable')
+  await c.close()
+})

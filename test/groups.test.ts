@@ -82,3 +82,39 @@ test('group names cannot carry bus wildcards or Redis globs; groups per connecti
   t.strictSame((await c.request('group.leave', { group: 'a:1' })).data, { groups: ['room:lobby', 'a:2'] })
   await t.rejects(async () => a.wsx.broadcast('room/#', 'x', {}), { code: 'WSX_ERR_GROUP_NAME' })
 })
+
+test('events declared with a schema are checked before anything is sent', async (t) => {
+  const a = await build(t)
+  a.wsx.route({
+    url: '/ws',
+    authenticate: [verifyJwt],
+    events: { 'score.changed': Type.Object({ score: Type.Integer() }) },
+    groups: () => 'scores',
+    actions: {
+      'score.push': action({
+        request: Type.Object({ score: Type.Unknown() }),
+        handler: async function (msg, conn) {
+          conn.send('score.changed', { score: msg.data.score })
+          return { ok: true }
+        }
+      })
+    }
+  })
+  const c = await connect(a, '/ws', { token: tokenFor(a, 'alice') })
+  await c.next('socket.authorized')
+  t.match(await c.request('score.push', { score: 3 }), { ok: true })
+  t.strictSame(await c.next('score.changed'), { action: 'score.changed', data: { score: 3 } })
+  t.match(await c.request('score.push', { score: 'three' }), { ok: false, error: { code: 'server_error' } }, 'a bad payload is a server error, not a frame')
+  t.throws(() => a.wsx.broadcast('scores', 'score.changed', { score: 1.5 }), { code: 'WSX_ERR_EVENT_INVALID' })
+  await a.wsx.broadcast('scores', 'score.changed', { score: 7 })
+  t.strictSame(await c.next('score.changed'), { action: 'score.changed', data: { score: 7 } })
+  t.equal(c.frames.filter((f) => f.action === 'score.changed').length, 2, 'nothing invalid went out')
+  await a.wsx.broadcast('scores', 'undeclared.event', { anything: true })
+  t.match(await c.next('undeclared.event'), { data: { anything: true } }, 'undeclared events are not checked')
+})
+
+test('one event name cannot carry two schemas', async (t) => {
+  const a = await build(t)
+  a.wsx.route({ url: '/a', events: { 'x.y': Type.Object({ a: Type.String() }) }, actions: { 'p.p': action({ public: true, handler: async () => ({}) }) } })
+  t.throws(() => a.wsx.route({ url: '/b', events: { 'x.y': Type.Object({ b: Type.String() }) }, actions: { 'p.p': action({ public: true, handler: async () => ({}) }) } }), { code: 'WSX_ERR_EVENT_CONFLICT' })
+})
