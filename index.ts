@@ -69,11 +69,17 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
         ...(opts.websocket?.options as object | undefined)
       },
       preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
-        drainConnections(core, { wss: this.websocketServer, http: this.server }).then(() => this.websocketServer.close(() => done()), done)
+        drainConnections(core, { wss: this.websocketServer, http: this.server }).then((report) => {
+          // "nothing lost": every handler finished and every client got its 1001
+          log.info(report, 'wsx: connections drained')
+          this.websocketServer.close(() => done())
+        }, done)
       }
     })
   } else {
-    fastify.addHook('preClose', async () => { await drainConnections(core, { wss: fastify.websocketServer, http: fastify.server }) })
+    fastify.addHook('preClose', async () => {
+      log.info(await drainConnections(core, { wss: fastify.websocketServer, http: fastify.server }), 'wsx: connections drained')
+    })
   }
   // origin, capacity and connection rate for every wsx route, before any hook of the app
   fastify.addHook('onRequest', upgradeGuard(core))
