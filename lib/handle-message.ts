@@ -55,7 +55,7 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
     return
   }
   conn.badFrames = 0
-  if (conn.debug && !conn.core.config.logIgnore.has(env.action)) {
+  if (conn.debug && !isQuiet(conn, env.action)) {
     conn.log.debug({ action: env.action, id: env.id, trace_id: env.trace_id }, 'wsx frame received')
   }
   // socket.authorize is a barrier: nothing after it starts until it has finished
@@ -117,9 +117,14 @@ export function replyError (conn: Connection, env: Envelope, error: WsxError): v
   if (conn.debug) logReply(conn, env, error.code)
 }
 
+/** Left out of the debug message log: the plugin's `logIgnore` list and `silent` actions. */
+function isQuiet (conn: Connection, action: string): boolean {
+  return conn.core.config.logIgnore.has(action) || conn.route.actions.get(action)?.silent === true
+}
+
 /** The debug message log: what was answered, by trace_id; never the data (it may hold tokens). */
 export function logReply (conn: Connection, env: Envelope, outcome: string): void {
-  if (conn.core.config.logIgnore.has(env.action)) return
+  if (isQuiet(conn, env.action)) return
   conn.log.debug({ action: env.action, id: env.id, trace_id: env.trace_id, outcome }, 'wsx reply sent')
 }
 
