@@ -1,4 +1,4 @@
-// The README quickstart, type-checked with the project: `npx tsx examples/quickstart.ts`.
+// The README quickstart, type-checked with the project: `npm run build && npx tsx examples/quickstart.ts`.
 import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsx, { Type, action } from 'fastify-wsx'
