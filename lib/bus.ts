@@ -58,6 +58,12 @@ export interface BusOptions {
   publishTimeoutMs?: number
   /** how long close waits for the emitter before forcing it (default 1000 ms) */
   closeTimeoutMs?: number
+  /**
+   * How often the subscriber link is probed with a PING (Redis only, default 2000 ms). A
+   * frozen Redis keeps its sockets open and sends no error: an unanswered probe is what
+   * marks the link down, so the thaw ends in a resync. `0` disables probing.
+   */
+  probeIntervalMs?: number
 }
 
 /** publish() could not hand the frame to the backend: it was down, timed out or closed. */
@@ -198,6 +204,8 @@ export class Bus {
   private linkGeneration = 0
   private lastDropLog = 0
   private outageErrors = 0
+  private probeTimer: NodeJS.Timeout | null = null
+  private probing = false
   private readonly onLinkClose = (): void => { this.linkDown() }
   private readonly onLinkReady = (): void => { this.confirmLinkUp() }
   private readonly onPubReady = (): void => { this.resyncIfBack() }
@@ -227,6 +235,11 @@ export class Bus {
       subConn.on('ready', this.onLinkReady)
       pubConn.on('ready', this.onPubReady)
       this.subReady = subConn.status === 'ready'
+      const every = opts.probeIntervalMs ?? 2000
+      if (every > 0) {
+        this.probeTimer = setInterval(() => { this.probe() }, every)
+        this.probeTimer.unref()
+      }
     } else {
       this.subReady = true
     }
@@ -309,6 +322,7 @@ export class Bus {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.probeTimer) clearInterval(this.probeTimer)
     this.subs.clear()
     this.resyncListeners.clear()
     if (this.redis) {
@@ -501,6 +515,37 @@ export class Bus {
       this.subReady = true
       this.resyncIfBack()
     }, () => {})
+  }
+
+  /**
+   * One PING at a time on the subscriber link. Unanswered within `ackTimeoutMs`: the link
+   * is down (a frozen Redis), whatever the socket says; answered again later: it is back,
+   * and the groups are resynced, since anything published meanwhile may be lost.
+   */
+  private probe (): void {
+    if (this.closed || this.probing || !this.redis || this.redis.subConn.status !== 'ready') return
+    this.probing = true
+    const generation = this.linkGeneration
+    const ping = this.redis.subConn.ping().then(() => true, () => false)
+    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
+    Promise.race([ping, timeout]).then((answered) => {
+      if (this.closed) return
+      if (!answered) {
+        if (this.subReady) {
+          this.subReady = false
+          this.missed = true
+          this.log.warn({}, 'wsx bus: backend stopped answering; publish fails until it is back')
+        }
+        // the PING stays queued on the link: its late answer ends the probe
+        ping.then(() => { this.probing = false }, () => { this.probing = false })
+        return
+      }
+      this.probing = false
+      if (!this.subReady && generation === this.linkGeneration) {
+        this.subReady = true
+        this.resyncIfBack()
+      }
+    }, () => { this.probing = false })
   }
 
   /** Once both links are back after a loss, the groups subscribed now are resynced, once. */

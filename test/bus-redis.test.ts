@@ -229,6 +229,26 @@ t.test('frozen Redis: publish rejects on its timeout instead of hanging', async 
   redis.thaw()
 })
 
+t.test('frozen Redis: the link probe marks the bus down, and the thaw ends in one resync', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis?.owned) return
+  const bus = await redisBus(t, redis, { probeIntervalMs: 100, ackTimeoutMs: 300, publishTimeoutMs: 300 })
+  const room = inbox()
+  const resyncs: string[][] = []
+  bus.onResync((groups) => resyncs.push(groups))
+  await bus.subscribe('room', room.listener)
+  redis.freeze()
+  t.teardown(() => redis.thaw())
+  await waitFor('bus down while frozen', () => !bus.up)
+  t.same(resyncs, [], 'no resync while frozen')
+  redis.thaw()
+  await waitFor('resync after thaw', () => resyncs.length > 0)
+  t.same(resyncs, [['room']])
+  t.ok(bus.up, 'up again')
+  await bus.publish('room', 'after')
+  await waitFor('delivery after thaw', () => room.frames.includes('after'))
+})
+
 t.test('close() does not hang when Redis is down, even with a subscription queued', async (t) => {
   const redis = await startRedis(t)
   if (!redis?.owned) return
