@@ -91,6 +91,25 @@ test('two instances on one Redis act as one server', async (t) => {
     t.equal((await mallory.closed()).code, 4403)
   })
 
+  t.test('a per-user throttle is one limit across instances', async (t) => {
+    const opts = { wsx: { redis: redis.url, namespace: 'sharedthrottle' } }
+    const apps = [await build(t, opts), await build(t, opts)]
+    for (const app of apps) {
+      app.wsx.route({ url: '/ws', authenticate: [verifyJwt], actions: { 'x.send': action({ throttle: { max: 2, timeWindow: 60_000 }, handler: async () => ({}) }) } })
+    }
+    const [one, two] = await Promise.all(apps.map(async (app) => {
+      const c = await connect(app, '/ws', { token: tokenFor(app, 'carol') })
+      await c.next('socket.authorized')
+      return c
+    }))
+    t.match(await one!.request('x.send'), { ok: true })
+    t.match(await two!.request('x.send'), { ok: true })
+    t.match(await one!.request('x.send'), { ok: false, error: { code: 'throttled' } }, 'the third, on either instance, is throttled')
+    t.match(await two!.request('x.send'), { ok: false, error: { code: 'throttled' } })
+    await one!.close()
+    await two!.close()
+  })
+
   t.test('throttles and handshake locks are shared', async (t) => {
     // the lockout key is the client address: both instances see 127.0.0.1
     const app1 = await build(t, { wsx: { redis: redis.url, namespace: 'locktest', handshake: { attempts: 2, lockSeconds: 5 } } })

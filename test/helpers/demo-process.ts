@@ -1,8 +1,8 @@
 // Runs the demo (`examples/chat/server.ts`) in its own process on a free port, for tests
 // that need real separate instances. Killed by pid at teardown.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './redis.js'
 
 interface TapLike { teardown (fn: () => unknown): void }
 
@@ -14,17 +14,6 @@ export interface DemoProcess {
   output: () => string
   login (username: string): Promise<string>
   stop (signal?: NodeJS.Signals): Promise<number | null>
-}
-
-export function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0))
-    })
-  })
 }
 
 export async function startDemo (t: TapLike, env: Record<string, string> = {}): Promise<DemoProcess> {

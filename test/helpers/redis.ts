@@ -34,7 +34,7 @@ export interface RedisHandle {
 
 const hasBinary = spawnSync('redis-server', ['--version']).status === 0
 
-function freePort (): Promise<number> {
+export function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
     srv.once('error', reject)
