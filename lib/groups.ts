@@ -36,8 +36,6 @@ export class GroupRegistry {
   private readonly maxPerConnection: number
   /** frames received from the bus for local members (a metric) */
   received = 0
-  onFirstJoin?: (group: string) => void
-  onLastLeave?: (group: string) => void
 
   constructor (bus: BusLike, maxPerConnection: number) {
     this.bus = bus
@@ -60,7 +58,6 @@ export class GroupRegistry {
       // a failed subscribe is surfaced to the joiner; later joiners get the same promise
       local.ready.catch(() => {})
       this.groups.set(group, local)
-      this.onFirstJoin?.(group)
     }
     local.members.add(member)
     return local.ready
@@ -73,15 +70,8 @@ export class GroupRegistry {
     local.members.delete(member)
     if (local.members.size === 0) {
       this.groups.delete(group)
-      this.onLastLeave?.(group)
       await this.bus.unsubscribe(group, local.listener).catch(() => {})
     }
-  }
-
-  /** Leaves every group; used on close. */
-  async leaveAll (member: Member): Promise<void> {
-    const groups = [...member.groupSet]
-    await Promise.all(groups.map((g) => this.leave(member, g)))
   }
 
   broadcast (group: string, frame: string, meta?: BusMeta): Promise<void> {
@@ -92,10 +82,6 @@ export class GroupRegistry {
   /** Local members of a group on this instance. */
   localMembers (group: string): ReadonlySet<Member> {
     return this.groups.get(group)?.members ?? new Set()
-  }
-
-  localGroups (): string[] {
-    return [...this.groups.keys()]
   }
 
   private deliverLocal (members: Set<Member>, frame: string, meta: BusMeta): void {

@@ -1,6 +1,5 @@
 // Every augmentation fastify-wsx makes to Fastify's types, in one place.
 import type {} from '@fastify/websocket'
-import type {} from '@fastify/rate-limit'
 import type { WsxFacade } from '../plugins/facade.js'
 
 declare module 'fastify' {
