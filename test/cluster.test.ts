@@ -1,7 +1,7 @@
 // Two Fastify instances on one Redis behave as one server (issue 4): broadcast, channel
 // events, presence, user push and disconnect cross instances; a Redis outage crashes
 // nothing and ends in socket.resync.
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, action } from '../index.js'
 import { connect } from '../lib/testing.js'
@@ -39,17 +39,24 @@ async function chatApp (t: Parameters<typeof build>[0], redisUrl: string): Promi
   return app
 }
 
-test('two instances on one Redis act as one server', async (t) => {
+/** Two instances on one private Redis, alice on the first and bob on the second, both in room:general. */
+async function twoInstances (t: Test) {
   const redis = await startRedis(t)
-  if (!redis) return
+  if (!redis) return null
   const a = await chatApp(t, redis.url)
   const b = await chatApp(t, redis.url)
-
   const alice = await connect(a, '/ws/general', { token: tokenFor(a, 'alice') })
   const bob = await connect(b, '/ws/general', { token: tokenFor(b, 'bob') })
   await alice.next('socket.authorized')
   await bob.next('socket.authorized')
   await sleep(100) // both instances subscribed to room:general
+  return { redis, a, b, alice, bob }
+}
+
+test('two instances on one Redis act as one server', async (t) => {
+  const setup = await twoInstances(t)
+  if (!setup) return
+  const { redis, a, b, alice, bob } = setup
 
   t.test('a broadcast on one instance reaches the other exactly once', async (t) => {
     t.match(await alice.request('chat.send', { text: 'hello' }), { ok: true })
@@ -130,15 +137,9 @@ test('two instances on one Redis act as one server', async (t) => {
 })
 
 test('a Redis outage crashes nothing and ends in socket.resync, then delivery resumes', async (t) => {
-  const redis = await startRedis(t)
-  if (!redis) return
-  const a = await chatApp(t, redis.url)
-  const b = await chatApp(t, redis.url)
-  const alice = await connect(a, '/ws/general', { token: tokenFor(a, 'alice') })
-  const bob = await connect(b, '/ws/general', { token: tokenFor(b, 'bob') })
-  await alice.next('socket.authorized')
-  await bob.next('socket.authorized')
-  await sleep(100)
+  const setup = await twoInstances(t)
+  if (!setup) return
+  const { redis, alice, bob } = setup
 
   await redis.stop()
   // during the outage the send fails visibly or is delivered later; never a crash
