@@ -11,7 +11,22 @@ export type Serializer = (data: unknown) => string
 // WebSocket data is typed JSON, so unlike HTTP querystrings nothing is coerced; extra
 // keys on `additionalProperties: false` objects are refused rather than stripped, and all
 // errors are reported so a client can fix every field at once (frames are size-capped).
-const messageAjvOptions = { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: true }
+// `unicode: false`: string lengths are UTF-16 units, as TypeBox itself counts them
+// (`Value.Check`, its compiler), instead of walking every string for surrogate pairs on
+// every message (that walk was most of a validation's cost on the hot path).
+const messageAjvOptions = {
+  coerceTypes: false,
+  removeAdditional: false,
+  useDefaults: true,
+  allErrors: true,
+  unicode: false,
+  // Ajv 8 marks `unicode` deprecated (it still works); say so once here, not at every boot
+  logger: {
+    log: console.log,
+    warn: (...args: unknown[]) => { if (!String(args[0]).startsWith('DEPRECATED: option unicode')) console.warn(...args) },
+    error: console.error
+  }
+}
 const buildValidatorCompiler = AjvCompiler()({}, { customOptions: messageAjvOptions } as never) as
   (route: { schema: unknown, method: string, url: string, httpPart: string }) => Validator
 const buildSerializerCompiler = SerializerSelector()({}, {}) as (route: { schema: unknown, method: string, url: string, httpStatus: string }) => Serializer
