@@ -70,7 +70,7 @@ export class Core {
     return `${this.instanceId}:${(++this.seq).toString(36)}`
   }
 
-  /** False when the instance or address is at its cap (checked at the upgrade). */
+  /** Which cap an upgrade from `ip` would break, if any: 'instance', 'ip', or 'ok' (checked at the upgrade). */
   hasRoomFor (ip: string): 'ok' | 'instance' | 'ip' {
     if (this.connections.size >= this.config.maxConnections) return 'instance'
     if ((this.byIp.get(ip) ?? 0) >= this.config.maxConnectionsPerIp) return 'ip'
