@@ -15,9 +15,9 @@ import { createRedis, closeRedis, waitForRedis } from './lib/redis.js'
 import { MemoryPresence, RedisPresence } from './lib/presence.js'
 import { drainConnections } from './lib/shutdown.js'
 import { eventFrame } from './lib/envelope.js'
-import { ServerEvent, SUBPROTOCOL } from './lib/protocol.js'
+import { ServerEvent } from './lib/protocol.js'
 import { WsxFacade, type WsxShared } from './plugins/facade.js'
-import { upgradeGuard } from './plugins/upgrade.js'
+import { selectSubprotocol, upgradeGuard } from './plugins/upgrade.js'
 import type { Connection } from './lib/connection.js'
 import type { WsxPluginOptions } from './types/options.js'
 import './types/fastify.js'
@@ -64,8 +64,8 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
       options: {
         maxPayload: config.maxPayload,
         perMessageDeflate: false,
-        // select wsx.v1 when offered (PROTOCOL §1); offer nothing back otherwise
-        handleProtocols: (protocols: Set<string>) => protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false,
+        // wsx.v1.msgpack where the route opted in, wsx.v1 when offered, nothing otherwise
+        handleProtocols: selectSubprotocol,
         ...(opts.websocket?.options as object | undefined)
       },
       preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
@@ -168,7 +168,7 @@ export { wsx }
 export { Type } from '@sinclair/typebox'
 export type { Static, TSchema } from '@sinclair/typebox'
 export { WsxError, errors } from './lib/errors.js'
-export { CloseCode, ErrorCode, BuiltinAction, ServerEvent, SUBPROTOCOL } from './lib/protocol.js'
+export { CloseCode, ErrorCode, BuiltinAction, ServerEvent, SUBPROTOCOL, MSGPACK_SUBPROTOCOL } from './lib/protocol.js'
 export { handshakeOnly } from './lib/hooks.js'
 export { isAuthenticated, hasRole, hasScope, allOf, anyOf } from './lib/permissions.js'
 export { action, defineRoute, defineChannel } from './lib/define.js'

@@ -6,7 +6,7 @@ import { Emitter, callSafely, type Listener } from './emitter.js'
 import { WsxClientError, errorFromReply, isObject } from './errors.js'
 import type {
   ActionName, ChannelEvent, ChannelName, ChannelParams, ClientEvents, ClientOptions, ClientState,
-  ReadyInfo, ReconnectOptions, ReplyData, RequestArgs, RequestOptions, RouteShape, TokenProvider, Via,
+  ClientCodec, ReadyInfo, ReconnectOptions, ReplyData, RequestArgs, RequestOptions, RouteShape, TokenProvider, Via,
   WebSocketConstructor, WebSocketLike
 } from './types.js'
 
@@ -83,6 +83,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   readonly url: string
   readonly #WebSocket: WebSocketConstructor
   readonly #protocols: string | string[] | undefined
+  readonly #codec: ClientCodec | null
   readonly #headers: Record<string, string> | undefined
   readonly #timeoutMs: number
   readonly #reconnect: (BackoffOptions & { retries: number }) | false
@@ -108,7 +109,9 @@ export class WsxClient<R extends RouteShape = RouteShape> {
       throw new TypeError('fastify-wsx/client: no WebSocket available; pass opts.WebSocket (in Node 20: `import { WebSocket } from \'ws\'`)')
     }
     this.#WebSocket = WebSocketImpl
-    this.#protocols = opts.protocols
+    this.#codec = opts.codec ?? null
+    // a codec is chosen by its subprotocol: offered unless the caller lists protocols itself
+    this.#protocols = opts.protocols ?? (this.#codec ? [this.#codec.subprotocol] : undefined)
     this.#headers = opts.headers
     this.#credential = opts.token
     this.#timeoutMs = positive(opts.requestTimeoutMs, DEFAULT_TIMEOUT_MS, 'requestTimeoutMs')
@@ -258,6 +261,8 @@ export class WsxClient<R extends RouteShape = RouteShape> {
       ? new this.#WebSocket(this.url, this.#protocols, { headers: this.#headers })
       : this.#protocols !== undefined ? new this.#WebSocket(this.url, this.#protocols) : new this.#WebSocket(this.url)
     this.#socket = socket
+    // binary frames as ArrayBuffer in browsers and in ws alike, for the codec to decode
+    if (this.#codec) socket.binaryType = 'arraybuffer'
     // every handler checks it still belongs to the current socket: a late event of a
     // replaced socket must not touch the new connection
     socket.addEventListener('open', () => {
@@ -311,10 +316,10 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   #onMessage (socket: WebSocketLike, raw: unknown): void {
     let frame: unknown
     try {
-      frame = typeof raw === 'string' ? JSON.parse(raw) : undefined
+      frame = this.#codec ? this.#codec.decode(raw) : typeof raw === 'string' ? JSON.parse(raw) : undefined
     } catch {}
     if (!isObject(frame)) {
-      this.#emitter.emit('error', new WsxClientError('bad_frame', 'The server sent a frame that is not a JSON object.'))
+      this.#emitter.emit('error', new WsxClientError('bad_frame', `The server sent a frame that is not ${this.#codec ? 'a MessagePack map' : 'a JSON object'}.`))
       return
     }
     if (!this.#firstFrameSeen) {
@@ -484,7 +489,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     if (job.traceId !== undefined) frame.trace_id = job.traceId
     this.#inflight.set(id, job)
     // a socket that is closing drops the frame; its close event rejects the job
-    if (this.#socket?.readyState === OPEN) this.#socket.send(JSON.stringify(frame))
+    if (this.#socket?.readyState === OPEN) this.#socket.send(this.#codec ? this.#codec.encode(frame) : JSON.stringify(frame))
   }
 
   #settleJob (job: Job, frame: Record<string, unknown>): void {

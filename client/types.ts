@@ -145,13 +145,25 @@ export type TokenProvider = () => string | Promise<string>
 /** The part of a WebSocket (browser or `ws`) the client uses. */
 export interface WebSocketLike {
   readonly readyState: number
-  send (data: string): void
+  /** set to `'arraybuffer'` when a codec is used */
+  binaryType?: string
+  send (data: string | Uint8Array): void
   close (code?: number, reason?: string): void
   addEventListener (type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void): void
 }
 
 /** A WebSocket constructor: the browser's global `WebSocket`, or `WebSocket` from `ws` in Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: { headers?: Record<string, string> }) => WebSocketLike
+
+/** An encoding of the envelope, selected by its subprotocol at the upgrade. */
+export interface ClientCodec {
+  /** offered at the upgrade; the server selects it on routes that speak this encoding */
+  readonly subprotocol: string
+  /** one frame to send */
+  encode (frame: Record<string, unknown>): string | Uint8Array
+  /** one received message's data (string, or ArrayBuffer for binary frames) to a frame */
+  decode (data: unknown): unknown
+}
 
 /** Reconnect policy after 1001 / 1011 / 1013 / network loss. */
 export interface ReconnectOptions {
@@ -173,8 +185,13 @@ export interface ClientOptions {
    * server authenticated the upgrade.
    */
   token?: string | TokenProvider
-  /** Subprotocols to offer; fastify-wsx selects `'wsx.v1'` when offered. @default none */
+  /** Subprotocols to offer; fastify-wsx selects `'wsx.v1'` when offered. @default none, or the codec's */
   protocols?: string | string[]
+  /**
+   * The wire encoding. `msgpack` from `fastify-wsx/client/msgpack` offers `wsx.v1.msgpack`
+   * and speaks MessagePack in binary frames (the route must set `msgpack: true`). @default JSON
+   */
+  codec?: ClientCodec
   /** The WebSocket constructor. @default globalThis.WebSocket (in Node 20, pass `WebSocket` from `ws`) */
   WebSocket?: WebSocketConstructor
   /** Upgrade request headers, e.g. `authorization`. Node (`ws`) only: browsers cannot set them. */

@@ -6,8 +6,9 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { Core } from './core.js'
 import type { RouteContext } from './route.js'
-import { CloseCode, ServerEvent } from './protocol.js'
+import { CloseCode, MSGPACK_SUBPROTOCOL, ServerEvent } from './protocol.js'
 import { eventFrame } from './envelope.js'
+import { jsonFrameToMessagePack } from './msgpack.js'
 import { captureRouteContext, createRequestView, type ViewSource } from './request-view.js'
 import { dispatchFrame } from './handle-message.js'
 import type { AuthVia, WsxConnection } from '../types/route.js'
@@ -19,6 +20,7 @@ const SLOW_READER_GRACE_MS = 2000
 // group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
 // JSON routes speak text frames only (PROTOCOL §1)
 const AS_TEXT = { binary: false } as const
+const AS_BINARY = { binary: true } as const
 
 const kConnection = Symbol('fastify-wsx.connection')
 
@@ -54,6 +56,8 @@ export class Connection implements WsxConnection<unknown> {
   readonly url: string
   readonly groupSet = new Set<string>()
   readonly debug: boolean
+  /** the client picked `wsx.v1.msgpack`: binary MessagePack frames both ways */
+  readonly msgpack: boolean
   user: unknown = null
   userKey: string | null = null
   authenticated = false
@@ -91,6 +95,7 @@ export class Connection implements WsxConnection<unknown> {
     this.ip = request.ip
     this.url = route.url
     this.requestId = request.id
+    this.msgpack = socket.protocol === MSGPACK_SUBPROTOCOL
     this.debug = (route.instance.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
     // what every request of this route shares, captured once per route, not per socket
     if (route.requestProto === undefined) {
@@ -263,7 +268,9 @@ export class Connection implements WsxConnection<unknown> {
       this.closeSlowReader()
       return false
     }
-    socket.send(frame, AS_TEXT)
+    // frames are built as JSON text; a MessagePack connection gets them converted
+    if (this.msgpack) socket.send(jsonFrameToMessagePack(frame), AS_BINARY)
+    else socket.send(frame, AS_TEXT)
     this.core.stats.messagesOut++
     return true
   }

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Connection } from './connection.js'
 import type { CompiledAction } from './route.js'
 import { decodeFrame } from './codec.js'
+import { decodeMessagePack } from './msgpack.js'
 import { errorFrame, okFrame, parseEnvelope, salvageId, type Envelope, type MessageId } from './envelope.js'
 import { WsxError, toWireError } from './errors.js'
 import { BuiltinAction, CloseCode, ErrorCode } from './protocol.js'
@@ -26,32 +27,37 @@ function byteLength (data: RawData): number {
   return Buffer.isBuffer(data) ? data.length : data.byteLength
 }
 
-function toText (data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8')
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8')
-  return Buffer.from(data).toString('utf8')
+function toBytes (data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (Array.isArray(data)) return Buffer.concat(data)
+  return Buffer.from(data)
+}
+
+/** Decodes one frame in the connection's encoding; throws a SyntaxError when it is not one. */
+function decode (conn: Connection, data: RawData): unknown {
+  const bytes = toBytes(data)
+  return conn.msgpack ? decodeMessagePack(bytes, conn.core.config.maxDepth) : decodeFrame(bytes.toString('utf8'), conn.core.config.maxDepth)
 }
 
 /** Synchronous front half: decode and parse; then the async stages run with a slot held. */
 export function dispatchFrame (conn: Connection, data: RawData, binary: boolean): void {
   conn.core.stats.messagesIn++
-  if (binary) {
-    // PROTOCOL §1: JSON routes take text frames only
-    conn.close(conn.authenticated ? CloseCode.unsupportedData : CloseCode.badFrame, 'Binary frames are not accepted')
+  if (binary !== conn.msgpack) {
+    // JSON connections take text frames only, MessagePack connections binary frames only
+    conn.close(conn.authenticated ? CloseCode.unsupportedData : CloseCode.badFrame, binary ? 'Binary frames are not accepted' : 'Text frames are not accepted')
     return
   }
   if (byteLength(data) > conn.route.maxPayload) {
     conn.close(CloseCode.messageTooBig, 'Message too big')
     return
   }
-  const text = toText(data)
   let decoded: unknown
   let env: Envelope
   try {
-    decoded = decodeFrame(text, conn.core.config.maxDepth)
+    decoded = decode(conn, data)
     env = parseEnvelope(decoded)
   } catch (err) {
-    onBadFrame(conn, err instanceof WsxError ? err : new WsxError(ErrorCode.parse, 'The frame is not valid JSON.'), salvageId(decoded!))
+    onBadFrame(conn, err instanceof WsxError ? err : new WsxError(ErrorCode.parse, conn.msgpack ? 'The frame is not valid MessagePack.' : 'The frame is not valid JSON.'), salvageId(decoded!))
     return
   }
   conn.badFrames = 0

@@ -2,6 +2,8 @@
 // close codes and the subprotocol. Nothing else in the code spells these strings.
 
 export const SUBPROTOCOL = 'wsx.v1'
+/** The same envelope as MessagePack in binary frames; only on routes that opt in (`msgpack: true`). */
+export const MSGPACK_SUBPROTOCOL = 'wsx.v1.msgpack'
 
 /** Built-in actions, always available and allowed before authentication. */
 export const BuiltinAction = {

@@ -64,6 +64,8 @@ export interface RouteContext {
   origins: string[] | '*' | null
   requireOrigin: boolean
   maxPayload: number
+  /** clients may pick the `wsx.v1.msgpack` subprotocol */
+  msgpack: boolean
   messageRateLimit: { max: number, windowMs: number } | null
   /** upgrades per client address, checked before any hook of the app runs */
   connectionRateLimit: { max: number, windowMs: number } | null
@@ -78,7 +80,7 @@ export interface RouteContext {
 
 const routeOptionKeys = new Set([
   'url', 'schema', 'authenticate', 'handshake', 'actions', 'channels', 'events', 'groups', 'origins', 'requireOrigin',
-  'connectionRateLimit', 'tokenQueryParam', 'maxPayload', 'messageRateLimit', 'onConnect', 'onAuthenticated',
+  'connectionRateLimit', 'tokenQueryParam', 'maxPayload', 'msgpack', 'messageRateLimit', 'onConnect', 'onAuthenticated',
   'onDisconnect', 'summary', 'description'
 ])
 const actionOptionKeys = new Set([
@@ -216,6 +218,7 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
   if (opts.tokenQueryParam !== undefined && (typeof opts.tokenQueryParam !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(opts.tokenQueryParam))) {
     throw new errors.WSX_ERR_ROUTE_INVALID(url, 'tokenQueryParam must be a query parameter name')
   }
+  if (opts.msgpack !== undefined && typeof opts.msgpack !== 'boolean') throw new errors.WSX_ERR_ROUTE_INVALID(url, 'msgpack must be a boolean')
   if (opts.groups !== undefined && typeof opts.groups !== 'function') throw new errors.WSX_ERR_ROUTE_INVALID(url, 'groups must be a function')
   for (const hook of ['onConnect', 'onAuthenticated', 'onDisconnect'] as const) {
     if (opts[hook] !== undefined && typeof opts[hook] !== 'function') throw new errors.WSX_ERR_ROUTE_INVALID(url, `${hook} must be a function`)
@@ -234,6 +237,7 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
     origins: opts.origins === undefined ? config.origins : checkOrigins(opts.origins, `origins of ${url}`),
     requireOrigin: opts.requireOrigin === true,
     maxPayload: opts.maxPayload ?? config.maxPayload,
+    msgpack: opts.msgpack === true,
     connectionRateLimit: compileRate(opts.connectionRateLimit === undefined ? config.connectionRateLimit : opts.connectionRateLimit, `connectionRateLimit of ${url}`, 10_000),
     messageRateLimit: mrl === false ? null : { max: checkThrottle(mrl, `messageRateLimit of ${url}`).max, windowMs: toMilliseconds(mrl.timeWindow ?? 60_000) },
     tokenQueryParam: opts.tokenQueryParam ?? null,

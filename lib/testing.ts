@@ -5,6 +5,14 @@
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
+import { Packr, Unpackr } from 'msgpackr'
+
+const MSGPACK_SUBPROTOCOL = 'wsx.v1.msgpack'
+const packr = new Packr({ useRecords: false })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+/** The envelope's encoding: JSON text frames, or MessagePack binary frames (`wsx.v1.msgpack`). */
+export type Codec = 'json' | 'msgpack'
 
 export interface Frame {
   id?: string | number | null
@@ -22,7 +30,10 @@ export interface ConnectOptions {
   headers?: Record<string, string>
   /** sent as `Authorization: Bearer <token>` at the upgrade */
   token?: string
+  /** subprotocols to offer; with `codec: 'msgpack'` the default is `wsx.v1.msgpack` */
   protocols?: string | string[]
+  /** `'msgpack'` offers `wsx.v1.msgpack` and speaks MessagePack in binary frames @default 'json' */
+  codec?: Codec
   /** `origin` header, as a browser would send it */
   origin?: string
   /** ms to wait for the upgrade @default 5000 */
@@ -50,15 +61,20 @@ export class TestClient {
   readonly frames: Frame[] = []
   /** raw text frames that were not JSON (low-level routes) */
   readonly texts: string[] = []
+  readonly codec: Codec
   private readonly unread: Frame[] = []
   private readonly waiters = new Set<{ m: Matcher | undefined, resolve: (f: Frame) => void }>()
   private readonly closePromise: Promise<CloseInfo>
   private closeInfo: CloseInfo | null = null
   private seq = 0
 
-  constructor (ws: WebSocket) {
+  constructor (ws: WebSocket, codec: Codec = 'json') {
     this.ws = ws
-    ws.on('message', (data, binary) => this.onMessage(data.toString(), binary))
+    this.codec = codec
+    ws.on('message', (data, binary) => {
+      if (codec === 'msgpack') this.onPacked(data as Buffer, binary)
+      else this.onMessage(data.toString(), binary)
+    })
     ws.on('error', () => {})
     this.closePromise = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
@@ -76,6 +92,25 @@ export class TestClient {
       this.texts.push(text)
       frame = { text }
     }
+    this.deliver(frame)
+  }
+
+  /** A MessagePack client: binary frames decode; a text frame is recorded as `{ binary: false, text }`. */
+  private onPacked (data: Buffer, binary: boolean): void {
+    let frame: Frame
+    if (!binary) {
+      frame = { binary: false, text: data.toString() }
+    } else {
+      try {
+        frame = unpackr.unpack(data) as Frame
+      } catch {
+        frame = { binary: true, text: data.toString('hex') }
+      }
+    }
+    this.deliver(frame)
+  }
+
+  private deliver (frame: Frame): void {
     this.frames.push(frame)
     for (const w of this.waiters) {
       if (matches(frame, w.m)) {
@@ -123,9 +158,10 @@ export class TestClient {
     return this.request('socket.authorize', { token })
   }
 
-  /** Sends an object as a JSON text frame. */
+  /** Sends an object in the client's codec: a JSON text frame, or a MessagePack binary frame. */
   send (frame: unknown): void {
-    this.ws.send(JSON.stringify(frame))
+    if (this.codec === 'msgpack') this.ws.send(packr.pack(frame), { binary: true })
+    else this.ws.send(JSON.stringify(frame))
   }
 
   /** Sends text or bytes as they are. */
@@ -181,11 +217,13 @@ export async function connect (app: FastifyInstance, path: string, opts: Connect
   if (opts.token) headers.authorization = `Bearer ${opts.token}`
   if (opts.origin) headers.origin = opts.origin
   if (opts.mode === 'inject') {
+    const protocols = protocolsOf(opts)
+    if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(', ')
     // injectWS routes through the app's router: routes declared in plugins exist only once ready
     await app.ready()
     let client: TestClient | undefined
     try {
-      await app.injectWS(path, { headers }, { onInit: (ws) => { client = new TestClient(ws as unknown as WebSocket) } })
+      await app.injectWS(path, { headers }, { onInit: (ws) => { client = new TestClient(ws as unknown as WebSocket, opts.codec) } })
     } catch (err) {
       // injectWS reports a refused upgrade only in its message; same error as the real-socket mode
       const status = /Unexpected server response: (\d+)/.exec((err as Error).message)
@@ -197,13 +235,18 @@ export async function connect (app: FastifyInstance, path: string, opts: Connect
   return connectUrl((await baseUrl(app)) + path, { ...opts, headers })
 }
 
+function protocolsOf (opts: ConnectOptions): string[] {
+  if (opts.protocols !== undefined) return typeof opts.protocols === 'string' ? [opts.protocols] : opts.protocols
+  return opts.codec === 'msgpack' ? [MSGPACK_SUBPROTOCOL] : []
+}
+
 /** Connects to an absolute `ws://` URL (another process, a second instance). */
 export function connectUrl (url: string, opts: ConnectOptions = {}): Promise<TestClient> {
   const headers: Record<string, string> = { ...opts.headers }
   if (opts.token) headers.authorization = `Bearer ${opts.token}`
   if (opts.origin) headers.origin = opts.origin
-  const ws = new WebSocket(url, opts.protocols, { headers, handshakeTimeout: opts.timeoutMs ?? 5000 })
-  const client = new TestClient(ws)
+  const ws = new WebSocket(url, protocolsOf(opts), { headers, handshakeTimeout: opts.timeoutMs ?? 5000 })
+  const client = new TestClient(ws, opts.codec)
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(client))
     ws.once('unexpected-response', (_req, res) => {

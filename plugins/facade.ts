@@ -60,7 +60,7 @@ export class WsxFacade {
     this.registerChannels(route)
     this.registerEvents(route)
     this.shared.routes.push(route)
-    const guard: UpgradeGuard = { origins: route.origins, requireOrigin: route.requireOrigin, connectionRateLimit: route.connectionRateLimit }
+    const guard: UpgradeGuard = { origins: route.origins, requireOrigin: route.requireOrigin, connectionRateLimit: route.connectionRateLimit, msgpack: route.msgpack }
     this.instance.route({
       method: 'GET',
       url: opts.url,

@@ -7,9 +7,22 @@ import type { Core } from '../lib/core.js'
 import type { RouteContext } from '../lib/route.js'
 import { normaliseOrigin } from '../lib/config.js'
 import { runStrategies } from '../lib/hooks.js'
+import { MSGPACK_SUBPROTOCOL, SUBPROTOCOL } from '../lib/protocol.js'
 
 /** Where the upgrade-time identity waits for the socket handler. */
 export const kUpgradeUser = Symbol('fastify-wsx.upgradeUser')
+/** Marks a raw upgrade request whose route speaks MessagePack, for `handleProtocols`. */
+const kMsgpackRoute = Symbol('fastify-wsx.msgpackRoute')
+
+/**
+ * The `ws` subprotocol choice: `wsx.v1.msgpack` only where the route opted in (the guard
+ * marked the request), else `wsx.v1` when offered, else none. A client that offered only
+ * `wsx.v1.msgpack` to a JSON route gets no subprotocol back, and fails its own handshake.
+ */
+export function selectSubprotocol (protocols: Set<string>, request: object): string | false {
+  if ((request as Record<symbol, unknown>)[kMsgpackRoute] === true && protocols.has(MSGPACK_SUBPROTOCOL)) return MSGPACK_SUBPROTOCOL
+  return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
+}
 
 function refuse (reply: FastifyReply, statusCode: number, message: string): FastifyReply {
   const error = statusCode === 401 ? 'Unauthorized' : statusCode === 403 ? 'Forbidden' : statusCode === 429 ? 'Too Many Requests' : 'Service Unavailable'
@@ -40,6 +53,8 @@ export interface UpgradeGuard {
   origins: string[] | '*' | null
   requireOrigin: boolean
   connectionRateLimit: { max: number, windowMs: number } | null
+  /** the route accepts the `wsx.v1.msgpack` subprotocol */
+  msgpack?: boolean
 }
 
 function originAllowed (guard: UpgradeGuard, request: FastifyRequest): boolean {
@@ -77,6 +92,7 @@ export function upgradeGuard (core: Core) {
         return refuse(reply.header('retry-after', String(seconds)), 429, 'Too many connection attempts.')
       }
     }
+    if (guard.msgpack === true) (request.raw as unknown as Record<symbol, unknown>)[kMsgpackRoute] = true
   }
 }
 

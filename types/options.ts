@@ -61,6 +61,12 @@ export interface RouteOptions<
   maxPayload?: number
   /** A per-connection flood limit applied to every action. @default the plugin's `messageRateLimit` */
   messageRateLimit?: ThrottleOptions | false
+  /**
+   * Also speak MessagePack: a client offering the `wsx.v1.msgpack` subprotocol gets the
+   * same envelope in binary frames (README "MessagePack"). JSON clients are unaffected.
+   * @default false
+   */
+  msgpack?: boolean
   /** Called once the connection opened (after the first frame). */
   onConnect?: (this: FastifyInstance, conn: WsxConnection) => unknown
   /** Called once the connection is authenticated (upgrade or handshake). */

@@ -1,0 +1,27 @@
+// fastify-wsx/client/msgpack: the MessagePack codec for the client (`wsx.v1.msgpack`).
+// A separate entry point, so JSON users' bundles never carry msgpackr.
+import { Packr, Unpackr } from 'msgpackr'
+import type { ClientCodec } from './types.js'
+
+// plain MessagePack (no msgpackr records), 64-bit integers as numbers, as JSON would give
+const packr = new Packr({ useRecords: false, variableMapSize: true })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+function bytesOf (data: unknown): Uint8Array | null {
+  if (data instanceof Uint8Array) return data
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return null
+}
+
+/**
+ * The MessagePack codec: `createClient(url, { codec: msgpack })`. Text frames are not
+ * frames of this codec and are reported as bad frames.
+ */
+export const msgpack: ClientCodec = {
+  subprotocol: 'wsx.v1.msgpack',
+  encode: (frame) => packr.pack(frame),
+  decode: (data) => {
+    const bytes = bytesOf(data)
+    return bytes === null ? undefined : unpackr.unpack(bytes)
+  }
+}
