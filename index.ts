@@ -13,6 +13,8 @@ import { GroupRegistry } from './lib/groups.js'
 import { createLimiter, createLockout } from './lib/stores/index.js'
 import { createRedis, closeRedis, waitForRedis } from './lib/redis.js'
 import { MemoryPresence, RedisPresence } from './lib/presence.js'
+import { MemoryHistory, type HistoryStore } from './lib/history.js'
+import { RedisHistory } from './lib/history-redis.js'
 import { drainConnections } from './lib/shutdown.js'
 import { eventFrame } from './lib/envelope.js'
 import { ServerEvent } from './lib/protocol.js'
@@ -54,8 +56,18 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
       : new MemoryPresence()
   core.presence = presence
 
+  // history needs offsets to travel with frames: the built-in bus (memory or mqemitter-redis)
+  const historyStore: HistoryStore | null = opts.emitter !== undefined
+    ? null
+    : storeRedis
+      ? new RedisHistory(storeRedis, { namespace: config.namespace, topicOf: (group) => bus.topicOf(group) })
+      : new MemoryHistory((group, frame, meta) => bus.publish(group, frame, meta))
+  core.historyStore = historyStore
+  if (historyStore) groups.history = { store: historyStore, onLost: (lost) => sendResync(core, lost) }
+
   const shared: WsxShared = { core, bus, routes: [], channels: new Map(), request: controlRequest(core, bus, storeRedis !== undefined) }
-  bus.onResync((affected) => sendResync(core, affected))
+  // groups with history heal themselves from it; the others (and uncovered gaps) resync
+  bus.onResync((affected) => sendResync(core, groups.healAll(affected)))
   await listenForControl(core, bus)
 
   if (!fastify.hasDecorator('websocketServer')) {
@@ -95,6 +107,7 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
 
   fastify.addHook('onClose', async () => {
     await bus.close()
+    await historyStore?.close()
     await presence?.close()
     await limiter.close()
     await lockout.close()
@@ -104,6 +117,7 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
 
 /** After a bus outage: each affected connection learns once which groups may have gaps. */
 function sendResync (core: Core, affected: string[]): void {
+  if (affected.length === 0) return
   const perConnection = new Map<Connection, string[]>()
   for (const group of affected) {
     for (const member of core.groups.localMembers(group)) {

@@ -29,6 +29,9 @@ export interface BusMeta {
   group: string
   /** connection id the publisher asked to skip (exclude-sender) */
   exclude?: string
+  /** position of the event in the group's history (history-enabled groups only) */
+  offset?: number
+  epoch?: string
 }
 
 export type BusListener = (frame: string, meta: BusMeta) => void
@@ -138,7 +141,7 @@ function guardQuit (conn: Redis): void {
   }) as Redis['quit']
 }
 
-interface Packet { frame: string, exclude?: string }
+interface Packet { frame: string, exclude?: string, offset?: number, epoch?: string }
 
 /**
  * Shape check of what the emitter hands us: anything that was not written by publish()
@@ -151,10 +154,21 @@ function readPacket (msg: unknown, topic: string): Packet | null {
   if (own('topic') !== topic || own('v') !== PACKET_VERSION) return null
   const frame = own('frame')
   if (typeof frame !== 'string') return null
+  const packet: Packet = { frame }
   const exclude = own('exclude')
-  if (exclude === undefined) return { frame }
-  if (typeof exclude !== 'string') return null
-  return { frame, exclude }
+  if (exclude !== undefined) {
+    if (typeof exclude !== 'string') return null
+    packet.exclude = exclude
+  }
+  // a history position comes as a pair, or not at all
+  const offset = own('offset')
+  const epoch = own('epoch')
+  if (offset !== undefined || epoch !== undefined) {
+    if (!Number.isSafeInteger(offset) || (offset as number) < 1 || typeof epoch !== 'string') return null
+    packet.offset = offset as number
+    packet.epoch = epoch
+  }
+  return packet
 }
 
 interface Subscription {
@@ -285,11 +299,22 @@ export class Bus {
    * when the backend errs, or after `publishTimeoutMs` (the frame may then still be sent).
    * Resolving means the backend accepted the frame, not that anyone received it.
    */
-  async publish (group: string, frame: string, meta: { exclude?: string } = {}): Promise<void> {
+  async publish (group: string, frame: string, meta: { exclude?: string, offset?: number, epoch?: string } = {}): Promise<void> {
     this.assertGroup(group)
     if (typeof frame !== 'string') throw new TypeError('bus frames are serialized JSON strings')
     if (meta.exclude !== undefined && typeof meta.exclude !== 'string') throw new TypeError('exclude must be a connection id')
-    return this.emit(this.topic('group', group), frame, meta.exclude)
+    return this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
+  }
+
+  /** The emitter topic of a group (the Redis channel with mqemitter-redis). */
+  topicOf (group: string): string {
+    this.assertGroup(group)
+    return this.topic('group', group)
+  }
+
+  /** Whether frames travel through Redis (mqemitter-redis), as opposed to this process or a custom emitter. */
+  get onRedis (): boolean {
+    return this.redis !== null
   }
 
   /** Sends a command to every instance (this one included), e.g. "disconnect user X". */
@@ -406,7 +431,12 @@ export class Bus {
   }
 
   private deliverFrame (sub: Subscription, packet: Packet): void {
-    const meta: BusMeta = packet.exclude === undefined ? { group: sub.name } : { group: sub.name, exclude: packet.exclude }
+    const meta: BusMeta = { group: sub.name }
+    if (packet.exclude !== undefined) meta.exclude = packet.exclude
+    if (packet.offset !== undefined) {
+      meta.offset = packet.offset
+      meta.epoch = packet.epoch!
+    }
     for (const listener of [...sub.listeners]) {
       if (!sub.listeners.has(listener)) continue // removed by an earlier listener of this round
       try {
@@ -441,12 +471,16 @@ export class Bus {
     }
   }
 
-  private async emit (topic: string, frame: string, exclude?: string): Promise<void> {
+  private async emit (topic: string, frame: string, exclude?: string, position?: { offset: number, epoch: string }): Promise<void> {
     if (this.closed) throw new BusUnavailableError('closed')
     if (!this.up) throw new BusUnavailableError('backend link is down')
     const message: EmitterMessage = exclude === undefined
       ? { topic, v: PACKET_VERSION, frame }
       : { topic, v: PACKET_VERSION, frame, exclude }
+    if (position) {
+      message.offset = position.offset
+      message.epoch = position.epoch
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new BusUnavailableError(`publish not acknowledged within ${this.publishTimeoutMs} ms`)), this.publishTimeoutMs)
       timer.unref()

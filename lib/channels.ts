@@ -6,9 +6,11 @@ import type { Connection } from './connection.js'
 import { okFrame, type Envelope } from './envelope.js'
 import { WsxError } from './errors.js'
 import { ErrorCode } from './protocol.js'
+import type { HistoryConfig } from './history.js'
 import { toFields } from './validation.js'
 import { replyError } from './handle-message.js'
 import type { CompiledChannel } from './route.js'
+import { parseWant, positionJson, readRecovery, releaseHold, replayAndRelease, startHold } from './recovery.js'
 
 const OK = '{"subscribed":true}'
 const OK_UNSUB = '{"subscribed":false}'
@@ -42,10 +44,37 @@ export async function subscribeChannel (conn: Connection, env: Envelope): Promis
     return replyError(conn, env, new WsxError(ErrorCode.permissionDenied))
   }
   const group = channel.group(params)
-  conn.subscriptions.set(group, { channel: channel.name, params })
-  await conn.join(group)
-  conn.core.stats.outcome(env.action, 'ok')
-  if (env.id !== null) conn.sendRaw(okFrame(env.id, OK, env.trace_id))
+  const history = conn.core.historyStore ? channel.history : null
+  if (!history) {
+    conn.subscriptions.set(group, { channel: channel.name, params, history: null })
+    await conn.join(group)
+    conn.core.stats.outcome(env.action, 'ok')
+    if (env.id !== null) conn.sendRaw(okFrame(env.id, OK, env.trace_id))
+    return
+  }
+  await subscribeWithHistory(conn, env, channel, params, group, history)
+}
+
+/**
+ * A history channel: live frames are held from the join until the reply, which carries the
+ * position (`epoch`, `offset`) and, when `recover` was sent, `recovered`; the replay follows.
+ */
+async function subscribeWithHistory (conn: Connection, env: Envelope, channel: CompiledChannel, params: Record<string, unknown>, group: string, history: HistoryConfig): Promise<void> {
+  const want = parseWant(env.data.recover, history, 'recover')
+  const already = conn.groupSet.has(group)
+  conn.subscriptions.set(group, { channel: channel.name, params, history })
+  if (!already) startHold(conn, group, null)
+  try {
+    await conn.join(group)
+    // already subscribed: live frames went out, a replay now would reorder them
+    const r = await readRecovery(conn, group, history, already ? null : want)
+    if (already && want !== null) r.recovered = false
+    conn.core.stats.outcome(env.action, 'ok')
+    if (env.id !== null) conn.sendRaw(okFrame(env.id, JSON.stringify({ subscribed: true, ...positionJson(r) }), env.trace_id))
+    if (!already) replayAndRelease(conn, group, r)
+  } finally {
+    if (!already) releaseHold(conn, group, 0)
+  }
 }
 
 export async function unsubscribeChannel (conn: Connection, env: Envelope): Promise<void> {

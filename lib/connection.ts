@@ -12,6 +12,8 @@ import { jsonFrameToMessagePack } from './msgpack.js'
 import { captureRouteContext, createRequestView, type ViewSource } from './request-view.js'
 import { dispatchFrame } from './handle-message.js'
 import type { AuthVia, WsxConnection } from '../types/route.js'
+import type { HistoryConfig } from './history.js'
+import { announceGroup, holdFrame, releaseHold, startHold, type Hold } from './recovery.js'
 import type { WsxEventMap } from '../types/registry.js'
 
 const OPEN = 1
@@ -73,6 +75,8 @@ export class Connection implements WsxConnection<unknown> {
   throttledInARow = 0
   floodWindowEnd = 0
   floodCount = 0
+  /** history groups whose live frames wait for a recovery (lib/recovery.ts) */
+  holds: Map<string, Hold> | null = null
   private missedPongs = 0
   private handshakeTimer: NodeJS.Timeout | null = null
   /** the `exp` second this connection waits for in the core's expiry wheel */
@@ -82,7 +86,7 @@ export class Connection implements WsxConnection<unknown> {
   private _log?: FastifyBaseLogger
   private _state?: Record<string, unknown>
   private _request?: FastifyRequest
-  private _subscriptions?: Map<string, { channel: string, params: Record<string, unknown> }>
+  private _subscriptions?: Map<string, { channel: string, params: Record<string, unknown>, history: HistoryConfig | null }>
 
   constructor (socket: WebSocket, request: FastifyRequest, route: RouteContext, core: Core) {
     this.socket = socket
@@ -124,8 +128,13 @@ export class Connection implements WsxConnection<unknown> {
   }
 
   /** channel subscriptions by group, so events can carry `channel` and `params` */
-  get subscriptions (): Map<string, { channel: string, params: Record<string, unknown> }> {
+  get subscriptions (): Map<string, { channel: string, params: Record<string, unknown>, history: HistoryConfig | null }> {
     return (this._subscriptions ??= new Map())
+  }
+
+  /** The history of a group this connection is in: its channel's, or the app's group rules. */
+  historyOf (group: string): HistoryConfig | null {
+    return this._subscriptions?.get(group)?.history ?? this.core.historyRules.lookup(group)
   }
 
   get state (): Record<string, unknown> {
@@ -276,7 +285,14 @@ export class Connection implements WsxConnection<unknown> {
   }
 
   /** Group/bus delivery: the same Buffer for every member. */
-  deliver (frame: Buffer): void {
+  deliver (frame: Buffer, group: string, offset?: number): void {
+    if (this.holds !== null) {
+      const hold = this.holds.get(group)
+      if (hold !== undefined) {
+        holdFrame(this, hold, frame, offset)
+        return
+      }
+    }
     this.sendRaw(frame)
   }
 
@@ -287,7 +303,18 @@ export class Connection implements WsxConnection<unknown> {
 
   async join (group: string): Promise<void> {
     const fresh = !this.groupSet.has(group)
-    await this.core.groups.join(this, group)
+    const history = fresh && this.core.historyStore ? this.historyOf(group) : null
+    // a group joined here (not by channel.subscribe, which recovers in its reply) holds its
+    // live frames until the client answers group.joined with group.recover, or holdMs passed
+    const announce = history !== null && !this.holds?.has(group)
+    if (announce) startHold(this, group, history.holdMs)
+    try {
+      await this.core.groups.join(this, group, history)
+    } catch (err) {
+      releaseHold(this, group, 0)
+      throw err
+    }
+    if (announce) await announceGroup(this, group, history)
     if (fresh) await this.presenceChanged(group, 'join')
   }
 
@@ -333,7 +360,7 @@ export class Connection implements WsxConnection<unknown> {
     if (this.socket.readyState === OPEN) this.socket.ping()
   }
 
-  private closeSlowReader (): void {
+  closeSlowReader (): void {
     if (this.closed) return
     this.close(CloseCode.tryAgainLater, 'Reading too slowly')
     // the close frame waits behind the unread backlog; don't wait for it forever
@@ -343,6 +370,10 @@ export class Connection implements WsxConnection<unknown> {
   onClose (code: number): void {
     this.closed = true
     this.queue = null
+    if (this.holds !== null) {
+      for (const hold of this.holds.values()) if (hold.timer) clearTimeout(hold.timer)
+      this.holds = null
+    }
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
     this.clearExpiry()
     this.core.removed(this)

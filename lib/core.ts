@@ -10,6 +10,7 @@ import { Stats } from './stats.js'
 import { ExpiryWheel } from './expiry.js'
 import { errors } from './errors.js'
 import { toFields, type Validator } from './validation.js'
+import { GroupRules, type HistoryStore } from './history.js'
 
 /** What a connection needs from the core (kept narrow so lib/connection.ts stays testable). */
 export interface ConnectionRef {
@@ -41,6 +42,10 @@ export class Core {
   readonly limiter: Limiter
   readonly lockout: Lockout
   presence: PresenceLike | null = null
+  /** which route groups keep history (`app.wsx.group()`) */
+  readonly historyRules = new GroupRules()
+  /** where history lives: memory, or Redis Streams with `redis`; null when history is unsupported */
+  historyStore: HistoryStore | null = null
   /** event name → compiled schema, from the routes' and channels' `events` */
   readonly eventValidators = new Map<string, { schema: object, validate: Validator }>()
   closing = false

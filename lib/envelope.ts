@@ -109,3 +109,19 @@ export function eventFrame (action: string, data: unknown, extra?: { channel: st
   frame.data = data === undefined ? {} : data
   return quote(frame)
 }
+
+/**
+ * A history event without its closing brace: the store appends `"offset"` and `"epoch"`
+ * once it has assigned them. Route-group events name their `group`, so a client in several
+ * groups knows which position each event moves; channel events carry `channel` and `params`.
+ */
+export function historyHead (action: string, data: unknown, where: { group: string } | { channel: string, params: unknown }): string {
+  const frame: Record<string, unknown> = { action }
+  if ('group' in where) frame.group = where.group
+  else {
+    frame.channel = where.channel
+    frame.params = where.params
+  }
+  frame.data = data === undefined ? {} : data
+  return quote(frame).slice(0, -1)
+}

@@ -18,6 +18,8 @@ export const errors = {
   WSX_ERR_CHANNEL_INVALID: createError('WSX_ERR_CHANNEL_INVALID', 'Invalid channel "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_EVENT_INVALID: createError('WSX_ERR_EVENT_INVALID', 'The data of event "%s" does not match its declared schema: %s', 500, TypeError),
   WSX_ERR_EVENT_CONFLICT: createError('WSX_ERR_EVENT_CONFLICT', 'Event "%s" is declared with two different schemas (on %s); event names are global', 500, TypeError),
+  WSX_ERR_HISTORY_UNSUPPORTED: createError('WSX_ERR_HISTORY_UNSUPPORTED',
+    'History (%s) needs the built-in bus: in memory without Redis, or Redis Streams with `redis`; a custom `emitter` cannot carry offsets', 500, TypeError),
   WSX_ERR_NOT_READY: createError('WSX_ERR_NOT_READY', 'fastify-wsx: %s', 500),
   WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
     'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500)

@@ -16,6 +16,7 @@ import { runChain } from './hooks.js'
 import { createReplyShim, createRequestView } from './request-view.js'
 import { authorize } from './handshake.js'
 import { subscribeChannel, unsubscribeChannel } from './channels.js'
+import { recoverGroup } from './recovery.js'
 import { checkThrottles, checkFlood } from './throttle.js'
 import { Message } from './message.js'
 
@@ -156,6 +157,14 @@ function startStages (conn: Connection, env: Envelope, isBarrier: boolean): bool
         return false
       }
       settle(conn, env, isBarrier, env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
+      return true
+    case BuiltinAction.recover:
+      if (!gate(conn, env, null)) return false
+      if (!checkFlood(conn)) {
+        throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+        return false
+      }
+      settle(conn, env, isBarrier, recoverGroup(conn, env))
       return true
   }
   const action = conn.route.actions.get(env.action)

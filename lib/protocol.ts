@@ -10,7 +10,8 @@ export const BuiltinAction = {
   authorize: 'socket.authorize',
   ping: 'socket.ping',
   subscribe: 'channel.subscribe',
-  unsubscribe: 'channel.unsubscribe'
+  unsubscribe: 'channel.unsubscribe',
+  recover: 'group.recover'
 } as const
 
 /** Frames the server sends outside replies. */
@@ -19,6 +20,7 @@ export const ServerEvent = {
   authorized: 'socket.authorized',
   expired: 'socket.expired',
   resync: 'socket.resync',
+  groupJoined: 'group.joined',
   presenceJoin: 'presence.join',
   presenceLeave: 'presence.leave'
 } as const

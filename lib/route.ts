@@ -10,6 +10,7 @@ import { checkHandshake, checkOrigins, checkThrottle, type WsxConfig } from './c
 import { isHandshakeOnly } from './hooks.js'
 import { eventFrame } from './envelope.js'
 import { toMilliseconds } from './duration.js'
+import { compileHistory, type HistoryConfig } from './history.js'
 import type { AnyAction, AnyChannel, ThrottleOptions, WsxHook, Permission } from '../types/route.js'
 import type { HandshakeOptions, RouteOptions } from '../types/options.js'
 import type { WsxConnection, WsxMessage } from '../types/route.js'
@@ -45,6 +46,8 @@ export interface CompiledChannel {
   validate: Validator
   authorize: AnyChannel['authorize'] | null
   group: (params: Record<string, unknown>) => string
+  /** bounded history with offsets and recovery (docs/protocol.md) */
+  history: HistoryConfig | null
   events?: Record<string, TSchema>
   summary?: string
 }
@@ -86,7 +89,7 @@ const routeOptionKeys = new Set([
 const actionOptionKeys = new Set([
   'public', 'request', 'response', 'summary', 'description', 'loadObject', 'permissions', 'preHandler', 'throttle', 'silent', 'handler'
 ])
-const channelOptionKeys = new Set(['params', 'authorize', 'group', 'events', 'summary'])
+const channelOptionKeys = new Set(['params', 'authorize', 'group', 'events', 'summary', 'history'])
 const builtinNames = new Set<string>(Object.values(BuiltinAction))
 
 function asArray<T> (value: T | T[] | undefined | null): T[] {
@@ -172,7 +175,8 @@ function compileChannel (name: string, def: AnyChannel, url: string): CompiledCh
     params: def.params,
     validate: compileValidator(def.params, `${url} channel ${name}`),
     authorize: def.authorize ?? null,
-    group: (def.group as CompiledChannel['group'] | undefined) ?? defaultChannelGroup(name)
+    group: (def.group as CompiledChannel['group'] | undefined) ?? defaultChannelGroup(name),
+    history: def.history === undefined ? null : compileHistory(def.history, `history of channel ${name} on ${url}`)
   }
   if (def.events) compiled.events = def.events
   if (def.summary) compiled.summary = def.summary

@@ -9,7 +9,8 @@ import { compileRate, compileRoute, type CompiledChannel, type RouteContext } fr
 import { compileValidator } from '../lib/validation.js'
 import { Connection } from '../lib/connection.js'
 import { WsxSocket } from '../lib/socket.js'
-import { eventFrame } from '../lib/envelope.js'
+import { eventFrame, historyHead } from '../lib/envelope.js'
+import { compileHistory, type HistoryOptions } from '../lib/history.js'
 import { errors } from '../lib/errors.js'
 import { CloseCode } from '../lib/protocol.js'
 import { assertGroupName } from '../lib/groups.js'
@@ -57,6 +58,9 @@ export class WsxFacade {
     const { core } = this.shared
     const fullUrl = joinUrl(this.instance.prefix, opts?.url)
     const route = compileRoute(this.instance, opts as unknown as RouteOptions, fullUrl, core.config)
+    for (const channel of route.channels.values()) {
+      if (channel.history && !core.historyStore) throw new errors.WSX_ERR_HISTORY_UNSUPPORTED(`channel ${channel.name} on ${fullUrl}`)
+    }
     this.registerChannels(route)
     this.registerEvents(route)
     this.shared.routes.push(route)
@@ -109,15 +113,35 @@ export class WsxFacade {
   }
 
   /**
+   * Declares how groups behave, by exact name or by prefix (`'room:*'`). `history` keeps
+   * their newest events with offsets, so clients recover what they missed (`group.recover`).
+   * Declare groups at boot, before they are used.
+   * @example app.wsx.group('room:*', { history: { size: 100, ttl: '5m' } })
+   */
+  group (pattern: string, opts: { history: HistoryOptions }): void {
+    const core = this.shared.core
+    if (typeof opts !== 'object' || opts === null) throw new errors.WSX_ERR_OPTS_INVALID(`group(${String(pattern)}, opts): opts must be { history }`)
+    for (const key of Object.keys(opts)) {
+      if (key !== 'history') throw new errors.WSX_ERR_OPTS_INVALID(`group(${String(pattern)}): "${key}" is not an option`)
+    }
+    if (!core.historyStore) throw new errors.WSX_ERR_HISTORY_UNSUPPORTED(`group ${String(pattern)}`)
+    core.historyRules.add(pattern, compileHistory(opts.history, `history of group ${String(pattern)}`))
+  }
+
+  /**
    * Sends an event to every member of a group, on every instance. Serialized once.
+   * In a group with history, the event is stored first and carries its `offset` and `epoch`.
    * @example await app.wsx.broadcast('room:general', 'chat.message', { text: 'hi' })
    */
   broadcast<K extends keyof WsxEventMap & string> (group: string, action: K, data: WsxEventMap[K], opts: BroadcastOptions = {}): Promise<void> {
     assertGroupName(group)
-    this.shared.core.checkEvent(action, data)
+    const core = this.shared.core
+    core.checkEvent(action, data)
     const exclude = typeof opts.exclude === 'string' ? opts.exclude : opts.exclude?.id
-    this.shared.core.stats.busPublished++
-    return this.shared.core.groups.broadcast(group, eventFrame(action, data), exclude === undefined ? undefined : { exclude })
+    core.stats.busPublished++
+    const history = core.historyStore === null || core.historyRules.empty ? null : core.historyRules.lookup(group)
+    if (history) return core.historyStore!.publish(group, history, historyHead(action, data, { group }), exclude).then(noop)
+    return core.groups.broadcast(group, eventFrame(action, data), exclude === undefined ? undefined : { exclude })
   }
 
   /** Sends an event to a channel's subscribers; the frame carries `channel` and `params`. */
@@ -125,10 +149,14 @@ export class WsxFacade {
     const def = this.shared.channels.get(channel)
     if (!def) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'no route declares this channel')
     if (!def.validate(params)) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'params do not match the channel schema')
-    this.shared.core.checkEvent(action, data)
+    const core = this.shared.core
+    core.checkEvent(action, data)
     const exclude = typeof opts.exclude === 'string' ? opts.exclude : opts.exclude?.id
-    this.shared.core.stats.busPublished++
-    return this.shared.core.groups.broadcast(def.group(params), eventFrame(action, data, { channel, params }), exclude === undefined ? undefined : { exclude })
+    core.stats.busPublished++
+    if (def.history && core.historyStore) {
+      return core.historyStore.publish(def.group(params), def.history, historyHead(action, data, { channel, params }), exclude).then(noop)
+    }
+    return core.groups.broadcast(def.group(params), eventFrame(action, data, { channel, params }), exclude === undefined ? undefined : { exclude })
   }
 
   /** Pushes an event to every connection of a user (all devices), on every instance. */
@@ -215,6 +243,8 @@ function releaseUpgradeResponse (socket: WebSocket): void {
   const response = tcp?._httpMessage
   if (response && typeof response.detachSocket === 'function') response.detachSocket(tcp)
 }
+
+function noop (): void {}
 
 /** A plain GET on a WebSocket route. */
 function upgradeRequired (_request: FastifyRequest, reply: FastifyReply): void {

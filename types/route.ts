@@ -3,6 +3,9 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { IncomingHttpHeaders } from 'node:http'
 import type { WebSocket } from 'ws'
 import type { WsxEventMap, WsxUserOf } from './registry.js'
+import type { HistoryOptions } from '../lib/history.js'
+
+export type { HistoryOptions }
 
 /** `Static<T>` for a schema, `{}` when an action declares no request schema. */
 export type DataOf<T> = T extends TSchema ? Static<T> : Record<string, never>
@@ -125,6 +128,12 @@ export interface ChannelOptions<P extends TSchema = TSchema, E extends Record<st
   group?: (params: Static<P>) => string
   /** Events this channel carries (typed client, AsyncAPI). */
   events?: E
+  /**
+   * Keep the newest events with offsets so subscribers can recover what they missed
+   * (`channel.subscribe` with `recover`). In memory, or in Redis Streams with `redis`.
+   * @example history: { size: 100, ttl: '5m' }
+   */
+  history?: HistoryOptions
   summary?: string
 }
 
