@@ -6,8 +6,8 @@ import { Emitter, callSafely, type Listener } from './emitter.js'
 import { WsxClientError, errorFromReply, isObject } from './errors.js'
 import type {
   ActionName, ChannelEvent, ChannelName, ChannelParams, ClientEvents, ClientOptions, ClientState,
-  ClientCodec, ReadyInfo, ReconnectOptions, ReplyData, RequestArgs, RequestOptions, RouteShape, TokenProvider, Via,
-  WebSocketConstructor, WebSocketLike
+  ClientCodec, Position, ReadyInfo, ReconnectOptions, RecoveryInfo, ReplyData, RequestArgs, RequestOptions, RouteShape,
+  TokenProvider, Via, WebSocketConstructor, WebSocketLike
 } from './types.js'
 
 export { WsxClientError } from './errors.js'
@@ -25,6 +25,8 @@ const HANDSHAKE = 'socket.handshake'
 const AUTHORIZED = 'socket.authorized'
 const EXPIRED = 'socket.expired'
 const RESYNC = 'socket.resync'
+const GROUP_JOINED = 'group.joined'
+const RECOVER = 'group.recover'
 
 /**
  * Close codes after which the client reconnects by itself (PROTOCOL §7): going away (1001),
@@ -34,7 +36,7 @@ const RESYNC = 'socket.resync'
  */
 const RESUMABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014])
 
-const LIFECYCLE: ReadonlySet<string> = new Set(['open', 'close', 'authorized', 'resync', 'expired', 'reconnecting', 'error'])
+const LIFECYCLE: ReadonlySet<string> = new Set(['open', 'close', 'authorized', 'resync', 'expired', 'reconnecting', 'recovery', 'error'])
 
 const DEFAULT_TIMEOUT_MS = 10_000
 const DEFAULT_RECONNECT = { retries: Infinity, minDelayMs: 250, maxDelayMs: 10_000, jitter: 0.5 }
@@ -90,6 +92,9 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   readonly #emitter = new Emitter()
   readonly #inflight = new Map<number, Job>()
   readonly #subscriptions = new Map<string, SubscriptionEntry>()
+  /** the last position seen per history group (`g:` keys) and channel subscription */
+  readonly #positions = new Map<string, Position>()
+  readonly #recent: number | undefined
   #waiting: Job[] = []
   #credential: string | TokenProvider | undefined
   #socket: WebSocketLike | null = null
@@ -116,6 +121,8 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     this.#credential = opts.token
     this.#timeoutMs = positive(opts.requestTimeoutMs, DEFAULT_TIMEOUT_MS, 'requestTimeoutMs')
     this.#reconnect = opts.reconnect === false ? false : reconnectPolicy(opts.reconnect ?? {})
+    if (opts.recent !== undefined && (!Number.isSafeInteger(opts.recent) || opts.recent < 1)) throw new TypeError('fastify-wsx/client: recent must be a positive integer')
+    this.#recent = opts.recent
     this.#open()
   }
 
@@ -124,6 +131,16 @@ export class WsxClient<R extends RouteShape = RouteShape> {
 
   /** How the current connection is authenticated (`null`: not, or not yet). */
   get via (): Via { return this.#via }
+
+  /**
+   * The last position received in a history-enabled group (`{ group }`) or channel
+   * subscription (`{ channel, params }`); what the client recovers from after a reconnect.
+   */
+  position (where: { group: string } | { channel: string, params: Record<string, unknown> }): Position | undefined {
+    const key = 'group' in where ? groupKey(where.group) : subscriptionKey(where.channel, where.params)
+    const p = this.#positions.get(key)
+    return p && { ...p }
+  }
 
   /**
    * Resolves once the current connection's first frame was handled: authenticated at the
@@ -174,7 +191,9 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   async subscribe<C extends ChannelName<R>> (channel: C, params: ChannelParams<R, C>, listener?: (event: ChannelEvent<R, C>) => void): Promise<Subscription<C, ChannelParams<R, C>>> {
     const key = subscriptionKey(channel, params)
     if (!this.#subscriptions.has(key)) {
-      await this.#call(SUBSCRIBE, { channel, params }, undefined, true)
+      const asked = this.#positions.get(key)
+      const reply = await this.#call(SUBSCRIBE, this.#subscribeData(key, channel, params), undefined, true)
+      this.#afterSubscribe(key, channel, params as Record<string, unknown>, reply, asked)
     }
     // looked up again: a concurrent subscribe to the same params may have created it meanwhile
     let entry = this.#subscriptions.get(key)
@@ -396,9 +415,32 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     for (const job of jobs) this.#send(job)
   }
 
+  /** `channel.subscribe` data: the last position to recover from, or the recent events to show. */
+  #subscribeData (key: string, channel: string, params: unknown): Record<string, unknown> {
+    const position = this.#positions.get(key)
+    if (position) return { channel, params, recover: { offset: position.offset, epoch: position.epoch } }
+    if (this.#recent !== undefined) return { channel, params, recover: { last: this.#recent } }
+    return { channel, params }
+  }
+
+  /**
+   * Reads the position of a history channel's subscribe reply; reports a recovery.
+   * `asked`: the position sent (read before sending: the replay may be handled before this runs).
+   */
+  #afterSubscribe (key: string, channel: string, params: Record<string, unknown>, reply: unknown, asked: Position | undefined): void {
+    if (!isObject(reply)) return
+    this.#takePosition(key, reply)
+    if (typeof reply.recovered === 'boolean' && asked !== undefined) {
+      this.#emitRecovery({ channel, params, recovered: reply.recovered, ...positionOf(reply), ...(asked && reply.recovered && { from: asked.offset }) })
+    }
+  }
+
   #restoreSubscriptions (): void {
     for (const [key, entry] of this.#subscriptions) {
-      this.#call(SUBSCRIBE, { channel: entry.channel, params: entry.params }, undefined, false).catch((err: unknown) => {
+      const asked = this.#positions.get(key)
+      this.#call(SUBSCRIBE, this.#subscribeData(key, entry.channel, entry.params), undefined, false).then((reply) => {
+        if (this.#subscriptions.get(key) === entry) this.#afterSubscribe(key, entry.channel, entry.params, reply, asked)
+      }, (err: unknown) => {
         const error = toClientError(err)
         if (error.code === 'closed') return // the next reconnect restores it again
         // refused now (e.g. permission revoked): drop it rather than retry forever
@@ -428,25 +470,75 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     switch (frame.action) {
       case EXPIRED: this.#onExpired(frame.data); return
       case RESYNC: this.#emitter.emit('resync', { groups: stringsOf(isObject(frame.data) ? frame.data.groups : undefined) }); return
+      case GROUP_JOINED: this.#onGroupJoined(frame.data); return
       case AUTHORIZED: case HANDSHAKE: return
     }
     this.#onServerEvent(frame.action, frame)
   }
 
   #onServerEvent (action: string, frame: Record<string, unknown>): void {
-    const meta: { action: string, channel?: string, params?: Record<string, unknown>, traceId?: string } = { action }
+    const meta: { action: string, channel?: string, params?: Record<string, unknown>, group?: string, offset?: number, epoch?: string, traceId?: string } = { action }
     if (typeof frame.trace_id === 'string') meta.traceId = frame.trace_id
+    const positioned = typeof frame.offset === 'number' && typeof frame.epoch === 'string'
+    if (positioned) {
+      meta.offset = frame.offset as number
+      meta.epoch = frame.epoch as string
+    }
+    if (typeof frame.group === 'string') {
+      meta.group = frame.group
+      if (positioned) this.#takePosition(groupKey(frame.group), frame)
+    }
     if (typeof frame.channel === 'string') {
       const params = isObject(frame.params) ? frame.params : {}
       meta.channel = frame.channel
       meta.params = params
-      const entry = this.#subscriptions.get(subscriptionKey(frame.channel, params))
+      const key = subscriptionKey(frame.channel, params)
+      if (positioned) this.#takePosition(key, frame)
+      const entry = this.#subscriptions.get(key)
       if (entry) {
         const event = { action, data: frame.data, channel: frame.channel, params, ...(meta.traceId !== undefined && { traceId: meta.traceId }) }
         for (const listener of [...entry.listeners]) callSafely(listener, [event])
       }
     }
     if (!LIFECYCLE.has(action)) this.#emitter.emit(action, frame.data, meta)
+  }
+
+  /**
+   * The server joined us to a history group and holds its live events until we answer:
+   * recover from our last position in it, ask for the recent events, or start from here.
+   */
+  #onGroupJoined (data: unknown): void {
+    if (!isObject(data) || typeof data.group !== 'string') return
+    const group = data.group
+    const key = groupKey(group)
+    const asked = this.#positions.get(key)
+    const request: Record<string, unknown> = { group }
+    if (asked) Object.assign(request, asked)
+    else if (this.#recent !== undefined) request.last = this.#recent
+    else Object.assign(request, positionOf(data))
+    this.#call(RECOVER, request, undefined, false).then((reply) => {
+      if (!isObject(reply)) return
+      this.#takePosition(key, reply)
+      if (asked && typeof reply.recovered === 'boolean') {
+        this.#emitRecovery({ group, recovered: reply.recovered, ...positionOf(reply), ...(reply.recovered && { from: asked.offset }) })
+      }
+    }, (err: unknown) => {
+      const error = toClientError(err)
+      if (error.code !== 'closed') this.#emitter.emit('error', error)
+    })
+  }
+
+  /** Remembers a position (an event's, or a reply's); a newer epoch replaces an older one. */
+  #takePosition (key: string, source: Record<string, unknown>): void {
+    const next = positionOf(source)
+    if (next.offset === undefined || next.epoch === undefined) return
+    const current = this.#positions.get(key)
+    if (current && current.epoch === next.epoch && current.offset >= next.offset) return
+    this.#positions.set(key, { offset: next.offset, epoch: next.epoch })
+  }
+
+  #emitRecovery (info: RecoveryInfo): void {
+    this.#emitter.emit('recovery', info)
   }
 
   #onExpired (data: unknown): void {
@@ -566,6 +658,15 @@ function toClientError (err: unknown): WsxClientError {
 function viaOf (data: unknown): NonNullable<Via> | undefined {
   const via = isObject(data) ? data.via : undefined
   return via === 'upgrade' || via === 'authorize' ? via : undefined
+}
+
+function groupKey (group: string): string {
+  return `g\u0000${group}`
+}
+
+/** `offset` and `epoch` of a frame or reply, when both are there. */
+function positionOf (value: Record<string, unknown>): { offset?: number, epoch?: string } {
+  return typeof value.offset === 'number' && typeof value.epoch === 'string' ? { offset: value.offset, epoch: value.epoch } : {}
 }
 
 function stringsOf (value: unknown): string[] {

@@ -94,7 +94,36 @@ export interface EventMeta {
   /** Set when the event belongs to a channel subscription (PROTOCOL §6). */
   channel?: string
   params?: Record<string, unknown>
+  /** Set on events of route groups that keep history: the group they belong to. */
+  group?: string
+  /** The event's position in its group's history (groups and channels with history). */
+  offset?: number
+  epoch?: string
   traceId?: string
+}
+
+/** A position in a group's history: the last event's offset and the history's epoch. */
+export interface Position {
+  offset: number
+  epoch: string
+}
+
+/**
+ * The answer to a recovery after a reconnect, for one history group (`group`) or channel
+ * subscription (`channel`, `params`). `recovered: true`: the missed events were replayed
+ * (through the usual event listeners) before any newer one. `recovered: false`: events may
+ * be missing (history lost, too old, too many): refetch the state; live events continue.
+ */
+export interface RecoveryInfo {
+  recovered: boolean
+  group?: string
+  channel?: string
+  params?: Record<string, unknown>
+  /** the position recovered from (when `recovered`) */
+  from?: number
+  /** the position after the replay */
+  offset?: number
+  epoch?: string
 }
 
 /** How the connection is authenticated: at the upgrade, by the handshake, or not (yet). */
@@ -130,6 +159,8 @@ export interface LifecycleEvents {
   expired: [info: { graceSeconds: number }]
   /** A reconnect is scheduled. */
   reconnecting: [info: { attempt: number, delayMs: number }]
+  /** After a reconnect: whether the events missed in a history group or channel were recovered. */
+  recovery: [info: RecoveryInfo]
   /** Anything that went wrong without a caller to reject: network errors, failed handshakes, failed restores. */
   error: [error: WsxClientError]
 }
@@ -200,6 +231,11 @@ export interface ClientOptions {
   requestTimeoutMs?: number
   /** Reconnect policy; `false` never reconnects. */
   reconnect?: ReconnectOptions | false
+  /**
+   * History groups and channels with no position yet (a fresh page) replay their newest
+   * `recent` events on join, e.g. the last messages of a chat room. @default none
+   */
+  recent?: number
 }
 
 /** Where the client stands. */

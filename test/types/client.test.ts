@@ -113,6 +113,18 @@ async function typedUsage (): Promise<void> {
   c.on('resync', ({ groups }) => { const g: string[] = groups; use(g) })
   c.on('reconnecting', ({ attempt, delayMs }) => { use(attempt + delayMs) })
   c.on('error', (err) => { const e: WsxClientError = err; use(e.code) })
+  c.on('recovery', (info) => {
+    assertType<Equals<typeof info.recovered, boolean>>()
+    const where: string | undefined = info.group ?? info.channel
+    // @ts-expect-error offset is optional (absent when the history could not be read)
+    const offset: number = info.offset
+    use(where, offset)
+  })
+  c.on('chat.message', (_data, meta) => { const offset: number | undefined = meta.offset; const group: string | undefined = meta.group; use(offset, group) })
+  const position = c.position({ group: 'room:general' })
+  if (position) { const p: { offset: number, epoch: string } = position; use(p) }
+  // @ts-expect-error a position is asked by group, or by channel and params
+  c.position({ room: 'general' })
 
   // channels
   const sub = await c.subscribe('room', { room: 'general' }, (event) => {
