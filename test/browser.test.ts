@@ -30,10 +30,10 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function startDemo (t: Test) {
+async function startDemo (t: Test, sendLimit = 3) {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
-  const app = await buildDemo({ port, origins: [base], sendLimit: 3, sendWindowSeconds: 30 }, { logger: false })
+  const app = await buildDemo({ port, origins: [base], sendLimit, sendWindowSeconds: 30 }, { logger: false })
   await app.listen({ port, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { app, base }
@@ -106,6 +106,63 @@ async function run () {
 
     await alice.screenshot({ path: new URL('demo-alice.png', artifacts).pathname })
     await bob.screenshot({ path: new URL('demo-bob.png', artifacts).pathname })
+  })
+
+  t.test('demo page: recent messages on join and reload; a tab whose socket dropped shows what it missed', async (t) => {
+    const { base } = await startDemo(t, 10)
+    const browser = await launch(t)
+    const context = await browser.newContext({ viewport: { width: 900, height: 700 } })
+    const alice = await context.newPage()
+    const bob = await context.newPage()
+    watchErrors(t, alice, 'alice')
+    watchErrors(t, bob, 'bob')
+
+    // alice's WebSocket goes through the test, which can drop it and keep it down
+    let blocked = false
+    const open: Array<{ close: () => Promise<void> }> = []
+    await alice.routeWebSocket(/\/ws\/chat\//, (ws) => {
+      if (blocked) {
+        ws.close({ code: 1013, reason: 'test: still down' }).catch(() => {})
+        return
+      }
+      const server = ws.connectToServer()
+      open.push({ close: async () => { await ws.close({ code: 1012, reason: 'test: dropped' }); await server.close() } })
+    })
+
+    const say = async (page: Page, text: string) => {
+      await page.fill('input[name=text]', text)
+      await page.click('#send button[type=submit]')
+      await page.locator('#messages li.me', { hasText: text }).waitFor({ timeout: 5000 })
+    }
+    await joinChat(bob, base, 'bob', 'history')
+    await say(bob, 'said before alice came')
+    await joinChat(alice, base, 'alice', 'history')
+    await alice.locator('#messages li.them', { hasText: 'said before alice came' }).waitFor({ timeout: 5000 })
+    t.pass('a fresh page shows the room\'s recent messages')
+    await say(bob, 'alice is here')
+    await alice.locator('#messages li.them', { hasText: 'alice is here' }).waitFor({ timeout: 5000 })
+
+    // drop alice's socket and keep her away while bob talks
+    blocked = true
+    await Promise.all(open.splice(0).map((s) => s.close()))
+    await alice.locator('#status', { hasText: 'reconnecting' }).waitFor({ timeout: 5000 })
+    await say(bob, 'missed one')
+    await say(bob, 'missed two')
+    t.equal(await alice.locator('#messages li', { hasText: 'missed' }).count(), 0, 'alice is away')
+    blocked = false
+    await alice.locator('#messages li.system', { hasText: '2 missed messages recovered' }).waitFor({ timeout: 15_000 })
+    const texts = await alice.locator('#messages li.them').allTextContents()
+    t.strictSame(texts.filter((line) => line.includes('missed')), ['bobmissed one', 'bobmissed two'], 'what she missed, once each, in order')
+    await say(bob, 'live again')
+    await alice.locator('#messages li.them', { hasText: 'live again' }).waitFor({ timeout: 5000 })
+    await alice.screenshot({ path: new URL('demo-recovered.png', artifacts).pathname })
+
+    // a reload shows the room's recent messages again
+    await alice.reload()
+    await joinChat(alice, base, 'alice', 'history')
+    await alice.locator('#messages li.them', { hasText: 'live again' }).waitFor({ timeout: 5000 })
+    t.strictSame((await alice.locator('#messages li.them').allTextContents()).filter((line) => line.startsWith('bob')),
+      ['bobsaid before alice came', 'bobalice is here', 'bobmissed one', 'bobmissed two', 'boblive again'])
   })
 
   t.test('playground: lists the routes, connects with a token, sends chat.whoami and shows the reply', async (t) => {

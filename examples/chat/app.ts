@@ -37,7 +37,9 @@ export const chatRoute = defineRoute({
       events: { 'chat.message': ChatMessage },
       // rooms starting with private- are for admins only
       authorize: (params, conn) => !params.room.startsWith('private-') || roleOf(conn.user) === 'admin',
-      group: (params) => `channel.room:${params.room}`
+      group: (params) => `channel.room:${params.room}`,
+      // subscribers recover what they missed, like the room's members
+      history: { size: 100, ttl: '10m' }
     })
   },
   actions: {
@@ -153,6 +155,9 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
   })
   app.get('/health', async () => ({ ok: true }))
 
+  // every room keeps its last 100 messages: a page shows them on join or reload, and a tab
+  // that lost its connection for a while gets what it missed (the typed client recovers)
+  app.wsx.group('room:*', { history: { size: 100, ttl: '10m' } })
   const sendAction = chatRoute.actions['chat.send']
   app.wsx.route({
     ...chatRoute,

@@ -44,15 +44,28 @@ async function login (username: string): Promise<string> {
 
 function connect (token: string): void {
   const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws'
-  const client = createClient<Chat>(`${scheme}://${window.location.host}/ws/chat/${encodeURIComponent(state.room)}`, { token })
+  // recent: a fresh page shows the room's last messages; after a reconnect the client
+  // recovers what was missed by itself (the room keeps a history on the server)
+  const client = createClient<Chat>(`${scheme}://${window.location.host}/ws/chat/${encodeURIComponent(state.room)}`, { token, recent: 50 })
   state.client = client
   $('status').textContent = 'connecting…'
+  let joined = false
   client.on('authorized', () => {
     $('status').textContent = `connected to room "${state.room}" as ${state.user}`
     sendButton().disabled = false
-    addLine('system', '', `you joined ${state.room}`)
+    // after a reconnect the recovery line says what happened instead
+    if (!joined) addLine('system', '', `you joined ${state.room}`)
+    joined = true
   })
   client.on('chat.message', (message) => addLine(message.user === state.user ? 'me' : 'them', message.user, message.text))
+  client.on('recovery', ({ recovered, from, offset }) => {
+    if (recovered) {
+      const missed = (offset ?? 0) - (from ?? 0)
+      addLine('system', '', missed > 0 ? `reconnected: ${missed} missed message${missed === 1 ? '' : 's'} recovered` : 'reconnected: nothing missed')
+    } else {
+      addLine('system', '', 'reconnected, but some messages may be missing (older than the room history)')
+    }
+  })
   client.on('expired', () => showError('Your session expired; join again.'))
   client.on('error', (err) => showError(describeError(err)))
   client.on('close', ({ code, reason, willReconnect }) => {
