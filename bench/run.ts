@@ -22,6 +22,7 @@ function socketsNeeded (opts: Options): number {
   let n = plan.throughput.connections
   if (scenarios.includes('broadcast')) n = Math.max(n, ...plan.broadcast.sizes.map((s) => s + 1))
   if (scenarios.includes('memory')) n = Math.max(n, plan.memory.connections)
+  if (scenarios.includes('history')) n = Math.max(n, plan.history.receivers + 1)
   return n
 }
 
@@ -96,7 +97,7 @@ async function main (): Promise<number> {
       if (Object.values(byPeer).some((o) => !o.ok)) await freshLoad()
     } else {
       for (const peer of peers) {
-        if (scenario === 'redis' && peer !== 'wsx') continue
+        if ((scenario === 'redis' || scenario === 'history') && peer !== 'wsx') continue
         log(`  ${PEER_INFO[peer].label} ...`)
         const started = Date.now()
         try {

@@ -53,6 +53,8 @@ export interface StartOptions {
   users?: number
   /** wsx: WSX_DEMO_REDIS_URL */
   redisUrl?: string
+  /** wsx: WSX_DEMO_BENCH_HISTORY, events kept by the `bench` group's history (0 or absent: none) */
+  benchHistory?: number
 }
 
 /** The environment of a server: the orchestrator's, minus any WSX_DEMO_* it happens to have. */
@@ -69,6 +71,7 @@ function serverEnv (name: PeerName, opts: StartOptions): NodeJS.ProcessEnv {
     env.WSX_DEMO_MAX_CONNECTIONS_PER_USER = '1000000'
     env.WSX_DEMO_TOKEN_TTL = '3600'
     if (opts.redisUrl !== undefined) env.WSX_DEMO_REDIS_URL = opts.redisUrl
+    if (opts.benchHistory !== undefined) env.WSX_DEMO_BENCH_HISTORY = String(opts.benchHistory)
   }
   return env
 }

@@ -2,7 +2,7 @@
 import type { PeerName } from './types.js'
 
 /** Scenarios in the order they run. */
-export const SCENARIOS = ['throughput', 'latency', 'broadcast', 'memory', 'handshake', 'redis'] as const
+export const SCENARIOS = ['throughput', 'latency', 'broadcast', 'memory', 'handshake', 'redis', 'history'] as const
 export type Scenario = typeof SCENARIOS[number]
 
 /** Peers in the order they appear in every table. */
@@ -19,6 +19,8 @@ export interface Plan {
   memory: { connections: number }
   handshake: { warmupMs: number, durationMs: number, concurrency: number }
   redis: { count: number, warmup: number }
+  /** broadcast with and without history on the same audience, in alternating rounds */
+  history: { receivers: number, repeats: number, rounds: number }
 }
 
 /** The full plan (issue 6): about 5 minutes on 2 cores. */
@@ -30,7 +32,8 @@ export const FULL_PLAN: Plan = {
   broadcast: { sizes: [1000, 5000], repeats: 7 },
   memory: { connections: 5000 },
   handshake: { warmupMs: 500, durationMs: 2000, concurrency: 16 },
-  redis: { count: 300, warmup: 30 }
+  redis: { count: 300, warmup: 30 },
+  history: { receivers: 1000, repeats: 15, rounds: 3 }
 }
 
 /** `--quick`: one repetition, smaller counts, well under a minute and a half. */
@@ -42,7 +45,8 @@ export const QUICK_PLAN: Plan = {
   broadcast: { sizes: [1000, 2000], repeats: 3 },
   memory: { connections: 2000 },
   handshake: { warmupMs: 300, durationMs: 1500, concurrency: 16 },
-  redis: { count: 100, warmup: 10 }
+  redis: { count: 100, warmup: 10 },
+  history: { receivers: 1000, repeats: 7, rounds: 1 }
 }
 
 /** Parsed command line. */

@@ -71,6 +71,15 @@ export const TARGETS: Target[] = [
   ratioTarget('memory', 'heap', 'heap per idle authenticated connection ≤ raw @fastify/websocket', heap, BASE, 1, false),
   ratioTarget('handshake', 'rate', 'handshakes/s with JWT at the upgrade ≥ 0.8 × raw @fastify/websocket without auth', hs, BASE, 0.8, true),
   {
+    scenario: 'history',
+    short: 'time',
+    text: 'broadcast to 1 000 with history on the group: time until the last has it ≤ 1.2 × the same broadcast without history',
+    check (r) {
+      const v = value(r, 'history', 'wsx')
+      return v === undefined ? undefined : { measured: `${v.lastRatio.toFixed(2)}× (CPU ${v.cpuRatio.toFixed(2)}×)`, pass: v.lastRatio <= 1.2 }
+    }
+  },
+  {
     scenario: 'redis',
     short: 'added p50',
     text: 'cross-instance broadcast through Redis adds ≤ 1 ms at p50 over local',
@@ -134,7 +143,11 @@ export function renderTables (r: Results, plan: { quick: boolean, throughputLabe
       (v, peer, all) => [[int(v.perSec), fixed(v.cpuUsPerHandshake, 0), ratio(v.perSec, hs(all, BASE)), String(v.errors), targetCell(all, 'handshake', peer)]]),
     scenarioTable(r, 'redis', 'Cross-instance broadcast through Redis (fastify-wsx only; one broadcast at a time)',
       ['peer', 'local p50 ms', 'via Redis p50 ms', 'added p50 ms', 'local p99 ms', 'via Redis p99 ms', 'target'],
-      (v, peer, all) => [[fixed(v.local.p50, 3), fixed(v.cross.p50, 3), fixed(v.addedP50, 3), fixed(v.local.p99, 3), fixed(v.cross.p99, 3), targetCell(all, 'redis', peer)]])
+      (v, peer, all) => [[fixed(v.local.p50, 3), fixed(v.cross.p50, 3), fixed(v.addedP50, 3), fixed(v.local.p99, 3), fixed(v.cross.p99, 3), targetCell(all, 'redis', peer)]]),
+    scenarioTable(r, 'history', 'Broadcast with history (fastify-wsx only; the `bench` group with and without a 100-event history, in memory)',
+      ['peer', 'receivers', 'rounds', 'last has it, no history (ms)', 'with history (ms)', 'time ratio', 'server µs CPU / broadcast, no history', 'with history', 'CPU ratio', 'target'],
+      (v, peer, all) => [[int(v.receivers), String(v.rounds), fixed(v.plain.lastMs, 2), fixed(v.history.lastMs, 2), `${v.lastRatio.toFixed(2)}×`,
+        fixed(v.plain.cpuUsPerBroadcast, 0), fixed(v.history.cpuUsPerBroadcast, 0), `${v.cpuRatio.toFixed(2)}×`, targetCell(all, 'history', peer)]])
   ]
   return parts.filter((p) => p !== '').join('\n')
 }

@@ -271,6 +271,44 @@ export async function redis (name: PeerName, ctx: DriverContext): Promise<RedisR
   }
 }
 
+/** One side of the history scenario: medians over its rounds. */
+export interface HistorySide { lastMs: number, cpuUsPerBroadcast: number }
+/** Broadcast to the same audience without and with history on the group (fastify-wsx only). */
+export interface HistoryResult { receivers: number, plain: HistorySide, history: HistorySide, lastRatio: number, cpuRatio: number, rounds: number }
+
+/**
+ * fastify-wsx only: what history costs on a broadcast. The same 1 000-receiver broadcast
+ * (the demo's `bench` group) without and with a 100-event history, in alternating rounds
+ * so drift on a shared machine hits both sides; each round is a fresh server.
+ */
+export async function history (name: PeerName, ctx: DriverContext): Promise<HistoryResult> {
+  if (name !== 'wsx') throw new NotApplicable('history is a fastify-wsx feature')
+  const p = ctx.plan.history
+  const side = (benchHistory: number) => withPeer(name, { users: 1, benchHistory }, ctx, async (peer) => {
+    await openConnections(ctx, name, peer.spec, p.receivers + 1, 100)
+    await awaitServerConnections(peer, p.receivers + 1)
+    // the clients answer group.joined; let the holds go before measuring
+    await sleep(1500)
+    const before = await peer.cpu()
+    const r = await ctx.load.call<{ receivers: number, times: number[] }>(
+      'broadcast', { pool: name, repeats: p.repeats, pauseMs: 50, timeoutMs: 20_000 }, p.repeats * 21_000)
+    const after = await peer.cpu()
+    const cpuUs = (after.userUs + after.systemUs - before.userUs - before.systemUs) / p.repeats
+    return { lastMs: median(r.times), cpuUsPerBroadcast: cpuUs }
+  })
+  const plain: HistorySide[] = []
+  const withHistory: HistorySide[] = []
+  for (let round = 0; round < p.rounds; round++) {
+    plain.push(await side(0))
+    withHistory.push(await side(100))
+    ctx.log(`    round ${round + 1}: last after ${plain.at(-1)!.lastMs.toFixed(2)} ms without history, ${withHistory.at(-1)!.lastMs.toFixed(2)} ms with`)
+  }
+  const mid = (list: HistorySide[]): HistorySide => ({ lastMs: median(list.map((x) => x.lastMs)), cpuUsPerBroadcast: median(list.map((x) => x.cpuUsPerBroadcast)) })
+  const a = mid(plain)
+  const b = mid(withHistory)
+  return { receivers: p.receivers, plain: a, history: b, lastRatio: b.lastMs / a.lastMs, cpuRatio: b.cpuUsPerBroadcast / a.cpuUsPerBroadcast, rounds: p.rounds }
+}
+
 /** What each scenario yields per peer. */
 export interface ScenarioResults {
   throughput: ThroughputResult
@@ -279,9 +317,10 @@ export interface ScenarioResults {
   memory: MemoryResult
   handshake: HandshakeResult
   redis: RedisResult
+  history: HistoryResult
 }
 
 /** Scenarios measured one peer at a time (a fresh server each). */
-export const PER_PEER_DRIVERS = { latency, broadcast, memory, redis } as const
+export const PER_PEER_DRIVERS = { latency, broadcast, memory, redis, history } as const
 /** Scenarios with repetitions, measured with all peers' servers up, in turns. */
 export const INTERLEAVED_DRIVERS = { throughput, handshake } as const

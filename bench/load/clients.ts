@@ -19,7 +19,7 @@ export interface BenchConn {
 const noop = (): void => {}
 
 /** Parses a server frame of the JSON envelope and routes it to the callbacks. */
-function routeFrame (conn: BenchConn, raw: string): void {
+function routeFrame (conn: BenchConn, raw: string, ws: WebSocket): void {
   const msg = JSON.parse(raw) as { id?: unknown, ok?: unknown, action?: unknown, data?: unknown }
   if (typeof msg.id === 'number' && msg.ok !== undefined) {
     conn.onReply(msg.id, msg.ok === true)
@@ -27,6 +27,10 @@ function routeFrame (conn: BenchConn, raw: string): void {
     conn.onTick(msg.data as BenchData)
   } else if (msg.id === null && msg.ok === false) {
     conn.onReply(-1, false)
+  } else if (msg.action === 'group.joined') {
+    // a group with history: answer as the typed client does, so its live events flow at once
+    // (a string id keeps the reply out of the request counts)
+    ws.send(JSON.stringify({ id: 'join', action: 'group.recover', data: msg.data }))
   }
   // anything else (socket.authorized, pings...) is not part of the measurement
 }
@@ -71,7 +75,7 @@ function connectWs (spec: ConnectSpec, token: string | undefined, timeoutMs: num
         if (text.includes('"socket.authorized"')) succeed()
         return
       }
-      routeFrame(conn, text)
+      routeFrame(conn, text, ws)
     })
   })
 }

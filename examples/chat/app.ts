@@ -158,6 +158,8 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
   // every room keeps its last 100 messages: a page shows them on join or reload, and a tab
   // that lost its connection for a while gets what it missed (the typed client recovers)
   app.wsx.group('room:*', { history: { size: 100, ttl: '10m' } })
+  // the benchmark's broadcast-with-history scenario (off unless WSX_DEMO_BENCH_HISTORY is set)
+  if (s.benchHistory > 0) app.wsx.group('bench', { history: { size: s.benchHistory, ttl: '10m' } })
   const sendAction = chatRoute.actions['chat.send']
   app.wsx.route({
     ...chatRoute,

@@ -17,6 +17,8 @@ export interface DemoSettings {
   connectWindowSeconds: number
   maxConnectionsPerIp: number
   maxConnectionsPerUser: number
+  /** events kept by the `bench` group's history (0: no history); for `npm run bench` */
+  benchHistory: number
 }
 
 const DEV_SECRET = 'fastify-wsx-demo-dev-only-secret-change-me'
@@ -49,6 +51,7 @@ export function readSettings (env: NodeJS.ProcessEnv = process.env): DemoSetting
     connectLimit: int('WSX_DEMO_CONNECT_LIMIT', 100),
     connectWindowSeconds: int('WSX_DEMO_CONNECT_WINDOW_SECONDS', 10),
     maxConnectionsPerIp: int('WSX_DEMO_MAX_CONNECTIONS_PER_IP', 256),
-    maxConnectionsPerUser: int('WSX_DEMO_MAX_CONNECTIONS_PER_USER', 32)
+    maxConnectionsPerUser: int('WSX_DEMO_MAX_CONNECTIONS_PER_USER', 32),
+    benchHistory: int('WSX_DEMO_BENCH_HISTORY', 0)
   }
 }
