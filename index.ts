@@ -7,6 +7,7 @@ import websocket from '@fastify/websocket'
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import { buildConfig } from './lib/config.js'
+import { errors } from './lib/errors.js'
 import { Core } from './lib/core.js'
 import { Bus, createRedisEmitter, type EmitterLike } from './lib/bus.js'
 import { GroupRegistry } from './lib/groups.js'
@@ -36,6 +37,10 @@ function redisTarget (redis: WsxPluginOptions['redis']): string | Record<string,
 
 const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fastify, opts) {
   const config = buildConfig(opts)
+  // @fastify/websocket's own preClose closes every socket with no code (1005) and a hook
+  // cannot run before one registered earlier, so the drain works only when we register it;
+  // checked before anything (Redis clients) is created
+  if (fastify.hasDecorator('websocketServer')) throw new errors.WSX_ERR_WEBSOCKET_REGISTERED()
   const log = fastify.log.child({ plugin: 'fastify-wsx' })
   const onStoreError = (err: Error) => log.warn({ err }, 'wsx redis store error')
 
@@ -70,29 +75,22 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   bus.onResync((affected) => sendResync(core, groups.healAll(affected)))
   await listenForControl(core, bus)
 
-  if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(websocket, {
-      ...opts.websocket,
-      options: {
-        maxPayload: config.maxPayload,
-        perMessageDeflate: false,
-        // wsx.v1.msgpack where the route opted in, wsx.v1 when offered, nothing otherwise
-        handleProtocols: selectSubprotocol,
-        ...(opts.websocket?.options as object | undefined)
-      },
-      preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
-        drainConnections(core, { wss: this.websocketServer, http: this.server }).then((report) => {
-          // "nothing lost": every handler finished and every client got its 1001
-          log.info(report, 'wsx: connections drained')
-          this.websocketServer.close(() => done())
-        }, done)
-      }
-    })
-  } else {
-    fastify.addHook('preClose', async () => {
-      log.info(await drainConnections(core, { wss: fastify.websocketServer, http: fastify.server }), 'wsx: connections drained')
-    })
-  }
+  await fastify.register(websocket, {
+    ...opts.websocket,
+    options: {
+      maxPayload: config.maxPayload,
+      perMessageDeflate: false,
+      // wsx.v1.msgpack where the route opted in, wsx.v1 when offered, nothing otherwise
+      handleProtocols: selectSubprotocol,
+      ...(opts.websocket?.options as object | undefined)
+    },
+    preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
+      // drainConnections logs its report ("wsx: connections drained") once, itself
+      drainConnections(core, { wss: this.websocketServer, http: this.server }).then(() => {
+        this.websocketServer.close(() => done())
+      }, done)
+    }
+  })
   // origin, capacity and connection rate for every wsx route, before any hook of the app
   fastify.addHook('onRequest', upgradeGuard(core))
 

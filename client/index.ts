@@ -232,7 +232,14 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     if (this.#state === 'stopped' || this.#state === 'waiting') return this.connect()
     // the first frame is still to come or being answered: the handshake uses the new credential
     if (this.#state === 'connecting' || this.#state === 'handshake') return this.ready()
+    const retry = this.#state === 'unauthenticated'
+    const socket = this.#socket
     const via = await this.#sendAuthorize()
+    if (retry && socket === this.#socket && this.#state === 'unauthenticated') {
+      // ready() rejected with the failed handshake; from now on it reports this success
+      this.#ready = deferred()
+      this.#becomeReady(via)
+    }
     return { via }
   }
 
@@ -374,8 +381,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
       const error = toClientError(err)
       this.#emitter.emit('error', error)
       settle(this.#ready, error)
-      // still usable for public actions; protected ones answer not_authenticated
-      this.#becomeReady(null)
+      this.#becomeUnauthenticated()
       return
     }
     if (socket === this.#socket) this.#becomeReady(via)
@@ -401,6 +407,20 @@ export class WsxClient<R extends RouteShape = RouteShape> {
       throw new WsxClientError('not_authenticated', 'No token to authorize with.', { action: AUTHORIZE })
     }
     return token
+  }
+
+  /**
+   * The handshake failed but the socket is open: public actions still flow (protected ones
+   * answer not_authenticated) and `authorize()` may try again. Subscriptions wait for that:
+   * every channel needs an authenticated connection.
+   */
+  #becomeUnauthenticated (): void {
+    this.#state = 'unauthenticated'
+    this.#via = null
+    this.#attempt = 0
+    const jobs = this.#waiting
+    this.#waiting = []
+    for (const job of jobs) this.#send(job)
   }
 
   #becomeReady (via: Via): void {
@@ -567,7 +587,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     return new Promise((resolve, reject) => {
       const job: Job = { action, data, traceId: options?.traceId, resolve, reject, timer: undefined, id: undefined }
       job.timer = setTimeout(() => this.#expire(job, timeoutMs), timeoutMs)
-      if (!gated || this.#state === 'ready') this.#send(job)
+      if (!gated || this.#state === 'ready' || this.#state === 'unauthenticated') this.#send(job)
       else this.#waiting.push(job)
     })
   }

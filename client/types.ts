@@ -246,6 +246,11 @@ export type ClientState =
   | 'handshake'
   /** requests flow */
   | 'ready'
+  /**
+   * open, but the handshake failed (bad token, a token provider that threw): public actions
+   * still flow, protected ones answer `not_authenticated`; `authorize()` tries again
+   */
+  | 'unauthenticated'
   /** waiting before a reconnect attempt */
   | 'waiting'
   /** closed by the server with a code that needs new credentials (or retries exhausted); `connect()` / `authorize()` resume */

@@ -46,13 +46,26 @@ export async function subscribeChannel (conn: Connection, env: Envelope): Promis
   const group = channel.group(params)
   const history = conn.core.historyStore ? channel.history : null
   if (!history) {
+    // recorded before the join, so an event that arrives as soon as it is joined carries the
+    // channel; removed again when the join is refused (e.g. at maxGroupsPerConnection)
+    const known = conn.subscriptions.has(group)
     conn.subscriptions.set(group, { channel: channel.name, params, history: null })
-    await conn.join(group)
+    try {
+      await conn.join(group)
+    } catch (err) {
+      forgetRefused(conn, group, known)
+      throw err
+    }
     conn.core.stats.outcome(env.action, 'ok')
     if (env.id !== null) conn.sendRaw(okFrame(env.id, OK, env.trace_id))
     return
   }
   await subscribeWithHistory(conn, env, channel, params, group, history)
+}
+
+/** A join that was refused leaves no subscription entry behind for the socket's life. */
+function forgetRefused (conn: Connection, group: string, known: boolean): void {
+  if (!known && !conn.groupSet.has(group)) conn.subscriptions.delete(group)
 }
 
 /**
@@ -62,10 +75,16 @@ export async function subscribeChannel (conn: Connection, env: Envelope): Promis
 async function subscribeWithHistory (conn: Connection, env: Envelope, channel: CompiledChannel, params: Record<string, unknown>, group: string, history: HistoryConfig): Promise<void> {
   const want = parseWant(env.data.recover, history, 'recover')
   const already = conn.groupSet.has(group)
+  const known = conn.subscriptions.has(group)
   conn.subscriptions.set(group, { channel: channel.name, params, history })
   if (!already) startHold(conn, group, null)
   try {
-    await conn.join(group)
+    try {
+      await conn.join(group)
+    } catch (err) {
+      forgetRefused(conn, group, known)
+      throw err
+    }
     // already subscribed: live frames went out, a replay now would reorder them
     const r = await readRecovery(conn, group, history, already ? null : want)
     if (already && want !== null) r.recovered = false

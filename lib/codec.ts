@@ -2,6 +2,23 @@
 // builds 10k-deep arrays that later blow up JSON.stringify and msgpack (PITFALLS 8, 9),
 // so depth is bounded before parsing and prototype keys are refused by secure-json-parse.
 import sjson from 'secure-json-parse'
+import { WsxError } from './errors.js'
+import { ErrorCode } from './protocol.js'
+
+/**
+ * A frame that is valid JSON but refused (a prototype key, too deep): a `parse_error` with
+ * its own detail, carrying the parsed value so the reply can still echo a readable `id`.
+ * JSON.parse keeps `__proto__` as a plain own key, so reading `id` off it is safe.
+ */
+export class FrameRefusedError extends WsxError {
+  readonly parsed: unknown
+  constructor (detail: string, parsed: unknown) {
+    super(ErrorCode.parse, detail)
+    this.parsed = parsed
+  }
+}
+
+const FORBIDDEN_KEY = 'The frame contains a forbidden key ("__proto__", or "constructor" with "prototype").'
 
 /**
  * True when `value` nests objects/arrays deeper than `max`. Walks the parsed value (V8's
@@ -24,15 +41,21 @@ export function exceedsDepth (value: unknown, max: number): boolean {
 const parseOptions = { protoAction: 'error', constructorAction: 'error' } as const
 
 /**
- * Parses one JSON text frame. Throws a SyntaxError for invalid JSON, prototype keys
- * (`__proto__`, `constructor.prototype`) or nesting deeper than `maxDepth`.
+ * Parses one JSON text frame. Throws a SyntaxError for invalid JSON, and a
+ * FrameRefusedError for prototype keys (`__proto__`, `constructor.prototype`) or nesting
+ * deeper than `maxDepth`.
  */
 export function decodeFrame (text: string, maxDepth: number): unknown {
-  // a text with no escape and neither key in it cannot smuggle a prototype key: plain
-  // JSON.parse; anything else gets secure-json-parse's full (escape-aware) check
-  const value = text.includes('\\') || text.includes('__proto__') || text.includes('constructor')
-    ? sjson.parse(text, undefined, parseOptions)
-    : JSON.parse(text)
-  if (exceedsDepth(value, maxDepth)) throw new SyntaxError('nesting too deep')
+  const value: unknown = JSON.parse(text)
+  // a text with no escape and neither key in it cannot smuggle a prototype key; anything
+  // else gets secure-json-parse's scan of the parsed keys (escapes already decoded)
+  if (typeof value === 'object' && value !== null && (text.includes('\\') || text.includes('__proto__') || text.includes('constructor'))) {
+    try {
+      sjson.scan(value as Record<string, unknown>, parseOptions)
+    } catch {
+      throw new FrameRefusedError(FORBIDDEN_KEY, value)
+    }
+  }
+  if (exceedsDepth(value, maxDepth)) throw new FrameRefusedError(`The frame nests deeper than ${maxDepth} levels.`, value)
   return value
 }

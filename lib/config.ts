@@ -16,6 +16,7 @@ export interface WsxConfig {
   maxBadFrames: number
   maxInflight: number
   maxQueued: number
+  maxQueuedBytes: number
   maxBufferedBytes: number
   maxGroupsPerConnection: number
   heartbeatMs: number
@@ -32,7 +33,7 @@ export interface WsxConfig {
 const known = new Set<string>([
   'maxPayload', 'maxDepth', 'origins', 'connectionRateLimit', 'maxConnections', 'maxConnectionsPerUser',
   'maxConnectionsPerIp', 'messageRateLimit', 'maxThrottledInARow', 'maxBadFrames', 'maxInflight', 'maxQueued',
-  'maxBufferedBytes', 'maxGroupsPerConnection', 'heartbeatMs', 'handshake', 'logIgnore', 'emitter', 'redis',
+  'maxQueuedBytes', 'maxBufferedBytes', 'maxGroupsPerConnection', 'heartbeatMs', 'handshake', 'logIgnore', 'emitter', 'redis',
   'namespace', 'shutdown', 'websocket', 'presence'
 ])
 
@@ -111,6 +112,18 @@ function checkPresence (value: WsxPluginOptions['presence']): Pick<WsxConfig, 'p
   return { presenceTracked: value.groups ?? everyGroup, presenceEvents: value.events ?? null }
 }
 
+/**
+ * The WebSocket server enforces its own `maxPayload` before any frame reaches a route:
+ * one set through `websocket.options` that differs from the plugin's would silently
+ * override every route's limit, so it must agree (or be left out).
+ */
+function checkWebsocketMaxPayload (opts: WsxPluginOptions, maxPayload: number): void {
+  const ws = (opts.websocket as { options?: { maxPayload?: unknown } } | undefined)?.options?.maxPayload
+  if (ws !== undefined && ws !== maxPayload) {
+    throw new errors.WSX_ERR_OPTS_INVALID('websocket.options.maxPayload differs from maxPayload; set maxPayload only')
+  }
+}
+
 export function buildConfig (opts: WsxPluginOptions): WsxConfig {
   for (const key of Object.keys(opts)) {
     if (!known.has(key)) throw new errors.WSX_ERR_OPTS_INVALID(`"${key}" is not an option`)
@@ -126,8 +139,13 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
   }
   // the drain runs inside Fastify's close, which gives up after 10 s (avvio's timeout)
   if (shutdown.graceMs + shutdown.windowMs > 9000) throw new errors.WSX_ERR_OPTS_INVALID('shutdown.graceMs + shutdown.windowMs must be at most 9000 ms')
+  const maxPayload = positiveInt('maxPayload', opts.maxPayload, 64 * 1024)
+  const maxQueuedBytes = positiveInt('maxQueuedBytes', opts.maxQueuedBytes, 16 * maxPayload)
+  // a frame of maxPayload bytes must fit in the queue, or a busy connection could never queue it
+  if (maxQueuedBytes < maxPayload) throw new errors.WSX_ERR_OPTS_INVALID('maxQueuedBytes must be at least maxPayload')
+  checkWebsocketMaxPayload(opts, maxPayload)
   return {
-    maxPayload: positiveInt('maxPayload', opts.maxPayload, 64 * 1024),
+    maxPayload,
     maxDepth: positiveInt('maxDepth', opts.maxDepth, 32),
     origins: checkOrigins(opts.origins, 'origins'),
     connectionRateLimit: crl === false ? false : crl === undefined ? { max: 100, timeWindow: 10_000 } : checkThrottle(crl, 'connectionRateLimit'),
@@ -141,6 +159,7 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     maxBadFrames: positiveInt('maxBadFrames', opts.maxBadFrames, 10),
     maxInflight: positiveInt('maxInflight', opts.maxInflight, 1),
     maxQueued: positiveInt('maxQueued', opts.maxQueued, 256),
+    maxQueuedBytes,
     maxBufferedBytes: positiveInt('maxBufferedBytes', opts.maxBufferedBytes, 1024 * 1024),
     maxGroupsPerConnection: positiveInt('maxGroupsPerConnection', opts.maxGroupsPerConnection, 128),
     heartbeatMs: positiveInt('heartbeatMs', opts.heartbeatMs, 25_000, true),

@@ -11,14 +11,13 @@ import { eventFrame } from './envelope.js'
 import { jsonFrameToMessagePack } from './msgpack.js'
 import { captureRouteContext, createRequestView, type ViewSource } from './request-view.js'
 import { dispatchFrame } from './handle-message.js'
+import { SLOW_READER_REASON, isOverBuffered, rawByteLength, terminateAfterGrace } from './backpressure.js'
 import type { AuthVia, WsxConnection } from '../types/route.js'
 import type { HistoryConfig } from './history.js'
 import { announceGroup, holdFrame, releaseHold, startHold, type Hold } from './recovery.js'
 import type { WsxEventMap } from '../types/registry.js'
 
 const OPEN = 1
-// ws refuses to close a socket with a reason over 123 bytes; ours are constants anyway
-const SLOW_READER_GRACE_MS = 2000
 // group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
 // JSON routes speak text frames only (PROTOCOL §1)
 const AS_TEXT = { binary: false } as const
@@ -68,7 +67,9 @@ export class Connection implements WsxConnection<unknown> {
   expired = false
   closed = false
   // message loop; the queue exists only once a frame had to wait
-  queue: Array<{ data: RawData, binary: boolean }> | null = null
+  queue: Array<{ data: RawData, binary: boolean, size: number }> | null = null
+  /** bytes of the frames in `queue`, bounded by `maxQueuedBytes` */
+  queuedBytes = 0
   inflight = 0
   barrier = false
   badFrames = 0
@@ -249,11 +250,14 @@ export class Connection implements WsxConnection<unknown> {
     if (this.closed) return
     if (this.barrier || this.inflight >= this.core.config.maxInflight) {
       const queue = (this.queue ??= [])
-      if (queue.length >= this.core.config.maxQueued) {
+      const size = rawByteLength(data)
+      // bounded in messages and in bytes: maxQueued frames of maxPayload each is too much memory
+      if (queue.length >= this.core.config.maxQueued || this.queuedBytes + size > this.core.config.maxQueuedBytes) {
         this.close(CloseCode.tryAgainLater, 'Too many queued messages')
         return
       }
-      queue.push({ data, binary })
+      queue.push({ data, binary, size })
+      this.queuedBytes += size
       return
     }
     dispatchFrame(this, data, binary)
@@ -265,6 +269,7 @@ export class Connection implements WsxConnection<unknown> {
     if (queue === null) return
     while (queue.length > 0 && !this.barrier && this.inflight < this.core.config.maxInflight && !this.closed) {
       const next = queue.shift()!
+      this.queuedBytes -= next.size
       dispatchFrame(this, next.data, next.binary)
     }
   }
@@ -273,7 +278,7 @@ export class Connection implements WsxConnection<unknown> {
   sendRaw (frame: string | Buffer): boolean {
     const socket = this.socket
     if (socket.readyState !== OPEN) return false
-    if (socket.bufferedAmount > this.core.config.maxBufferedBytes) {
+    if (isOverBuffered(socket, this.core.config.maxBufferedBytes)) {
       this.closeSlowReader()
       return false
     }
@@ -362,9 +367,9 @@ export class Connection implements WsxConnection<unknown> {
 
   closeSlowReader (): void {
     if (this.closed) return
-    this.close(CloseCode.tryAgainLater, 'Reading too slowly')
+    this.close(CloseCode.tryAgainLater, SLOW_READER_REASON)
     // the close frame waits behind the unread backlog; don't wait for it forever
-    setTimeout(() => this.socket.terminate(), SLOW_READER_GRACE_MS).unref()
+    terminateAfterGrace(this.socket)
   }
 
   onClose (code: number): void {
@@ -374,6 +379,7 @@ export class Connection implements WsxConnection<unknown> {
       for (const hold of this.holds.values()) if (hold.timer) clearTimeout(hold.timer)
       this.holds = null
     }
+    this.queuedBytes = 0
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
     this.clearExpiry()
     this.core.removed(this)

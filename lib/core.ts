@@ -32,7 +32,10 @@ export class Core {
   readonly config: WsxConfig
   readonly log: FastifyBaseLogger
   readonly instanceId = randomBytes(4).toString('hex')
+  /** envelope connections (`app.wsx.route()`) */
   readonly connections = new Set<ConnectionRef>()
+  /** low-level sockets (`app.wsx.socket()`): counted against the same caps, pinged and drained too */
+  readonly sockets = new Set<ConnectionRef>()
   readonly byUser = new Map<string, Set<ConnectionRef>>()
   readonly byIp = new Map<string, number>()
   readonly stats = new Stats()
@@ -75,15 +78,20 @@ export class Core {
     return `${this.instanceId}:${(++this.seq).toString(36)}`
   }
 
+  /** Every open socket this plugin owns, envelope or low-level. */
+  get openCount (): number {
+    return this.connections.size + this.sockets.size
+  }
+
   /** Which cap an upgrade from `ip` would break, if any: 'instance', 'ip', or 'ok' (checked at the upgrade). */
   hasRoomFor (ip: string): 'ok' | 'instance' | 'ip' {
-    if (this.connections.size >= this.config.maxConnections) return 'instance'
+    if (this.openCount >= this.config.maxConnections) return 'instance'
     if ((this.byIp.get(ip) ?? 0) >= this.config.maxConnectionsPerIp) return 'ip'
     return 'ok'
   }
 
-  added (conn: ConnectionRef): void {
-    this.connections.add(conn)
+  added (conn: ConnectionRef, kind: 'envelope' | 'socket' = 'envelope'): void {
+    (kind === 'socket' ? this.sockets : this.connections).add(conn)
     this.byIp.set(conn.ip, (this.byIp.get(conn.ip) ?? 0) + 1)
     if (this.heartbeatTimer === null && this.config.heartbeatMs > 0) this.startHeartbeat()
   }
@@ -101,7 +109,7 @@ export class Core {
   }
 
   removed (conn: ConnectionRef): void {
-    if (!this.connections.delete(conn)) return
+    if (!this.connections.delete(conn) && !this.sockets.delete(conn)) return
     const n = (this.byIp.get(conn.ip) ?? 1) - 1
     if (n <= 0) this.byIp.delete(conn.ip)
     else this.byIp.set(conn.ip, n)
@@ -110,7 +118,7 @@ export class Core {
       set?.delete(conn)
       if (set && set.size === 0) this.byUser.delete(conn.userKey)
     }
-    if (this.connections.size === 0) this.stopHeartbeat()
+    if (this.openCount === 0) this.stopHeartbeat()
   }
 
   /** Closes every local connection of a user; returns how many. */
@@ -126,6 +134,7 @@ export class Core {
   private startHeartbeat (): void {
     this.heartbeatTimer = setInterval(() => {
       for (const conn of this.connections) conn.heartbeat()
+      for (const socket of this.sockets) socket.heartbeat()
     }, this.config.heartbeatMs)
     this.heartbeatTimer.unref()
   }

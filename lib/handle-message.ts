@@ -6,9 +6,9 @@ import type { RawData } from 'ws'
 import type { FastifyInstance } from 'fastify'
 import type { Connection } from './connection.js'
 import type { CompiledAction } from './route.js'
-import { decodeFrame } from './codec.js'
+import { FrameRefusedError, decodeFrame } from './codec.js'
 import { decodeMessagePack } from './msgpack.js'
-import { errorFrame, okFrame, parseEnvelope, salvageId, type Envelope, type MessageId } from './envelope.js'
+import { errorFrame, newTraceId, okFrame, parseEnvelope, salvageId, type Envelope, type MessageId } from './envelope.js'
 import { WsxError, toWireError } from './errors.js'
 import { BuiltinAction, CloseCode, ErrorCode } from './protocol.js'
 import { toFields } from './validation.js'
@@ -58,7 +58,9 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
     decoded = decode(conn, data)
     env = parseEnvelope(decoded)
   } catch (err) {
-    onBadFrame(conn, err instanceof WsxError ? err : new WsxError(ErrorCode.parse, conn.msgpack ? 'The frame is not valid MessagePack.' : 'The frame is not valid JSON.'), salvageId(decoded!))
+    // a frame refused after parsing (prototype key, depth) still has a readable id
+    const readable = err instanceof FrameRefusedError ? err.parsed : decoded
+    onBadFrame(conn, err instanceof WsxError ? err : new WsxError(ErrorCode.parse, conn.msgpack ? 'The frame is not valid MessagePack.' : 'The frame is not valid JSON.'), salvageId(readable))
     return
   }
   conn.badFrames = 0
@@ -114,6 +116,12 @@ function onBadFrame (conn: Connection, error: WsxError, id: MessageId): void {
     conn.close(CloseCode.badFrame, 'Bad frame before authentication')
     return
   }
+  // a bad frame is an inbound frame like any other: it spends the budget, and past it the
+  // answer is `throttled` (which ends in 4429) rather than one more parse_error
+  if (!checkFlood(conn)) {
+    throttledAnswer(conn, { action: '(invalid)', id, data: {}, trace_id: newTraceId() }, conn.floodWindowEnd - Date.now())
+    return
+  }
   conn.sendRaw(errorFrame(id, error.toWire()))
   if (++conn.badFrames >= conn.core.config.maxBadFrames) conn.close(CloseCode.badFrame, 'Too many bad frames')
 }
@@ -140,22 +148,26 @@ export function logReply (conn: Connection, env: Envelope, outcome: string): voi
  * Only actions and the rarer built-ins go async, each through exactly one async function.
  */
 function startStages (conn: Connection, env: Envelope, isBarrier: boolean): boolean {
+  if (env.action === BuiltinAction.ping) {
+    // liveness stays answerable even for a throttled client; it costs one short write
+    if (env.id !== null) conn.sendRaw(okFrame(env.id, PONG, env.trace_id))
+    conn.core.stats.outcome(env.action, 'ok')
+    return false
+  }
+  // every other frame spends the connection's budget before it is answered at all, so
+  // not_found, not_authenticated and the built-ins cannot be made to answer without limit
+  if (!checkFlood(conn)) {
+    throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+    return false
+  }
   switch (env.action) {
-    case BuiltinAction.ping:
-      // liveness stays answerable even for a throttled client; it costs one short write
-      if (env.id !== null) conn.sendRaw(okFrame(env.id, PONG, env.trace_id))
-      conn.core.stats.outcome(env.action, 'ok')
-      return false
     case BuiltinAction.authorize:
       settle(conn, env, isBarrier, authorize(conn, env))
       return true
     case BuiltinAction.subscribe:
     case BuiltinAction.unsubscribe:
       if (!gate(conn, env, null)) return false
-      if (!checkFlood(conn)) {
-        throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
-        return false
-      }
+      conn.throttledInARow = 0
       settle(conn, env, isBarrier, env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
       return true
     case BuiltinAction.recover:
@@ -205,8 +217,7 @@ function gate (conn: Connection, env: Envelope, action: CompiledAction | null | 
 async function runAction (conn: Connection, env: Envelope, action: CompiledAction, isBarrier: boolean): Promise<void> {
   try {
     const instance = conn.route.instance as FastifyInstance
-    // throttles
-    if (!checkFlood(conn)) return throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+    // per-action throttles (the connection's budget was spent in startStages)
     if (action.throttles.length > 0) {
       let retryMs = checkThrottles(conn, env, action)
       if (typeof retryMs !== 'number') retryMs = await retryMs

@@ -183,6 +183,19 @@ function compileChannel (name: string, def: AnyChannel, url: string): CompiledCh
   return compiled
 }
 
+/**
+ * A route may lower the plugin's `maxPayload`, never raise it: the WebSocket server closes
+ * larger frames (1009) before any route sees them, so a larger value would be a silent lie.
+ */
+function routeMaxPayload (value: unknown, pluginMax: number, url: string): number {
+  if (value === undefined) return pluginMax
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'maxPayload must be a positive integer')
+  if ((value as number) > pluginMax) {
+    throw new errors.WSX_ERR_ROUTE_INVALID(url, `maxPayload ${String(value)} exceeds the plugin's maxPayload ${pluginMax}, which the WebSocket server enforces first; raise the plugin's option instead`)
+  }
+  return value as number
+}
+
 /** Checks route options and compiles the route; throws coded errors at boot. */
 export function compileRoute (instance: FastifyInstance, opts: RouteOptions, fullUrl: string, config: WsxConfig): RouteContext {
   if (typeof opts !== 'object' || opts === null) throw new errors.WSX_ERR_ROUTE_INVALID('(unknown)', 'options must be an object')
@@ -240,7 +253,7 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
     channels,
     origins: opts.origins === undefined ? config.origins : checkOrigins(opts.origins, `origins of ${url}`),
     requireOrigin: opts.requireOrigin === true,
-    maxPayload: opts.maxPayload ?? config.maxPayload,
+    maxPayload: routeMaxPayload(opts.maxPayload, config.maxPayload, url),
     msgpack: opts.msgpack === true,
     connectionRateLimit: compileRate(opts.connectionRateLimit === undefined ? config.connectionRateLimit : opts.connectionRateLimit, `connectionRateLimit of ${url}`, 10_000),
     messageRateLimit: mrl === false ? null : { max: checkThrottle(mrl, `messageRateLimit of ${url}`).max, windowMs: toMilliseconds(mrl.timeWindow ?? 60_000) },

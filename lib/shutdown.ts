@@ -10,6 +10,7 @@ import type { WebSocket } from 'ws'
 import type { Core } from './core.js'
 import { CloseCode } from './protocol.js'
 import type { Connection } from './connection.js'
+import type { WsxSocket } from './socket.js'
 
 /** How long a closed socket may take to answer our close frame before it is terminated. */
 const CLOSE_HANDSHAKE_WAIT_MS = 500
@@ -55,12 +56,14 @@ export async function drainConnections (core: Core, targets?: DrainTargets): Pro
   const { wss: server, http } = targets ?? discoverTargets(conns())
   const stopReaping = http ? reapRefusedUpgrades(http) : () => {}
 
+  const lowLevel = () => [...core.sockets] as unknown as WsxSocket[]
+
   const abandonedHandlers = await waitForHandlers(conns, graceMs)
-  const closed = await closeInBatches(socketsToClose(conns(), server), windowMs)
+  const closed = await closeInBatches(socketsToClose(conns(), lowLevel(), server), windowMs)
 
   const closeEnd = Date.now() + CLOSE_HANDSHAKE_WAIT_MS
-  while (Date.now() < closeEnd && openSockets(conns(), server).length > 0) await sleep(POLL_MS)
-  const leftovers = openSockets(conns(), server)
+  while (Date.now() < closeEnd && openSockets(conns(), lowLevel(), server).length > 0) await sleep(POLL_MS)
+  const leftovers = openSockets(conns(), lowLevel(), server)
   for (const socket of leftovers) socket.terminate()
   core.stopHeartbeat()
   stopReaping()
@@ -104,13 +107,17 @@ async function waitForHandlers (conns: () => Connection[], graceMs: number): Pro
   return running()
 }
 
-/** One closer per socket: a wsx Connection closes through its own bookkeeping. */
-function socketsToClose (list: Connection[], server?: DrainTargets['wss']): Array<() => void> {
+/** One closer per socket: a wsx Connection or low-level socket closes through its own bookkeeping. */
+function socketsToClose (list: Connection[], lowLevel: WsxSocket[], server?: DrainTargets['wss']): Array<() => void> {
   const closers: Array<() => void> = []
   const seen = new Set<WebSocket>()
   for (const conn of list) {
     seen.add(conn.socket)
     closers.push(() => conn.close(CloseCode.goingAway, SHUTDOWN_REASON))
+  }
+  for (const socket of lowLevel) {
+    seen.add(socket.raw)
+    closers.push(() => socket.close(CloseCode.goingAway, SHUTDOWN_REASON))
   }
   for (const socket of server?.clients ?? []) {
     if (seen.has(socket) || socket.readyState !== OPEN) continue
@@ -139,9 +146,10 @@ async function closeInBatches (closers: Array<() => void>, windowMs: number): Pr
 }
 
 /** Sockets whose close handshake has not completed (OPEN or CLOSING). */
-function openSockets (list: Connection[], server?: DrainTargets['wss']): WebSocket[] {
+function openSockets (list: Connection[], lowLevel: WsxSocket[], server?: DrainTargets['wss']): WebSocket[] {
   const out = new Set<WebSocket>()
   for (const conn of list) out.add(conn.socket)
+  for (const socket of lowLevel) out.add(socket.raw)
   for (const socket of server?.clients ?? []) out.add(socket)
   return [...out].filter((s) => s.readyState === OPEN || s.readyState === CLOSING)
 }

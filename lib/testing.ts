@@ -63,7 +63,7 @@ export class TestClient {
   readonly texts: string[] = []
   readonly codec: Codec
   private readonly unread: Frame[] = []
-  private readonly waiters = new Set<{ m: Matcher | undefined, resolve: (f: Frame) => void }>()
+  private readonly waiters = new Set<{ m: Matcher | undefined, resolve: (f: Frame) => void, reject: (err: Error) => void }>()
   private readonly closePromise: Promise<CloseInfo>
   private closeInfo: CloseInfo | null = null
   private seq = 0
@@ -80,6 +80,9 @@ export class TestClient {
       ws.on('close', (code, reason) => {
         this.closeInfo = { code, reason: reason.toString() }
         resolve(this.closeInfo)
+        // no frame can arrive any more: whoever still waits learns it now, not at its timeout
+        for (const w of this.waiters) w.reject(this.closedError(w.m))
+        this.waiters.clear()
       })
     })
   }
@@ -122,16 +125,28 @@ export class TestClient {
     this.unread.push(frame)
   }
 
-  /** The next frame not yet consumed (optionally: with this action, or passing a filter). */
+  private closedError (m: Matcher | undefined): Error {
+    return new Error(`no frame${typeof m === 'string' ? ` "${m}"` : ''}: the socket closed (${JSON.stringify(this.closeInfo)})`)
+  }
+
+  /**
+   * The next frame not yet consumed (optionally: with this action, or passing a filter).
+   * Rejects after `timeoutMs`, or as soon as the socket has closed without such a frame.
+   */
   next (m?: Matcher, timeoutMs = 2000): Promise<Frame> {
     const i = this.unread.findIndex((f) => matches(f, m))
     if (i >= 0) return Promise.resolve(this.unread.splice(i, 1)[0]!)
+    if (this.closeInfo !== null) return Promise.reject(this.closedError(m))
     return new Promise((resolve, reject) => {
       const waiter = {
         m,
         resolve: (f: Frame) => {
           clearTimeout(timer)
           resolve(f)
+        },
+        reject: (err: Error) => {
+          clearTimeout(timer)
+          reject(err)
         }
       }
       const timer = setTimeout(() => {
@@ -149,7 +164,8 @@ export class TestClient {
     if (data !== undefined) frame.data = data
     if (opts.trace_id) frame.trace_id = opts.trace_id
     const reply = this.next((f) => f.id === id && (f.ok !== undefined || f.action !== undefined), opts.timeoutMs)
-    this.send(frame)
+    // a closed socket cannot send (ws would throw while connecting, drop it once closed)
+    if (this.ws.readyState === WebSocket.OPEN) this.send(frame)
     return reply
   }
 

@@ -89,6 +89,7 @@ export class WsxFacade {
   socket (url: string, handler: (this: FastifyInstance, socket: WsxSocket) => unknown, opts: { schema?: { params?: TSchema, querystring?: TSchema } } = {}): void {
     const core = this.shared.core
     const log = this.instance.log
+    const fullUrl = joinUrl(this.instance.prefix, url)
     const guard: UpgradeGuard = {
       origins: core.config.origins,
       requireOrigin: false,
@@ -103,7 +104,8 @@ export class WsxFacade {
       config: { wsxGuard: guard },
       handler: upgradeRequired,
       wsHandler: function wsxSocketHandler (this: FastifyInstance, ws: WebSocket, request: FastifyRequest) {
-        const socket = new WsxSocket(ws, request)
+        releaseUpgradeResponse(ws)
+        const socket = new WsxSocket(ws, request, core, fullUrl)
         Promise.resolve().then(() => handler.call(this, socket)).catch((err: unknown) => {
           log.error({ err }, 'wsx socket handler failed')
           socket.close(CloseCode.internalError, 'Internal error')

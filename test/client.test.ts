@@ -497,7 +497,7 @@ t.test('a token provider that throws rejects ready() and sends nothing', async (
   const peer = await server.nextPeer()
   peer.handshake()
   t.match(await client.ready().catch((e: unknown) => e), { code: 'not_authenticated', detail: /login down/ })
-  t.equal(client.state, 'ready', 'still usable for public actions')
+  t.equal(client.state, 'unauthenticated', 'a failed handshake is not ready, but still usable for public actions')
   const ping = client.ping()
   const frame = await peer.next()
   t.equal(frame.action, 'socket.ping', 'the first frame sent is not an authorize')

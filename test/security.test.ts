@@ -82,13 +82,19 @@ t.test('__proto__ and constructor.prototype keys: parse_error, nothing polluted'
     '{"id":"p4","action":"user.update","data":{"constructor":{"prototype":{"isAdmin":true}}}}',
     '{"id":"p5","action":"user.update","data":{"\\u005f_proto__":{"isAdmin":true}}}'
   ]
-  for (const text of frames) {
+  for (const [i, text] of frames.entries()) {
     c.sendRaw(text)
     const reply = await c.next()
-    t.match(reply, { ok: false, error: { code: 'parse_error' } }, text)
-    t.equal(reply.id, null, 'the id of a refused frame is not trusted')
+    t.strictSame(reply, {
+      id: `p${i + 1}`,
+      ok: false,
+      error: { code: 'parse_error', detail: 'The frame contains a forbidden key ("__proto__", or "constructor" with "prototype").' }
+    }, `${text}: says what is wrong, and echoes the id it could read`)
     t.match(await c.request('user.update', { name: 'ok' }), { ok: true }, 'still works')
   }
+  // an id found only under the prototype key is not the envelope's id
+  c.sendRaw('{"action":"user.update","__proto__":{"id":"smuggled"}}')
+  t.match(await c.next(), { id: null, ok: false, error: { code: 'parse_error' } }, 'no own id: null')
   t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'Object.prototype is untouched')
   t.notOk(Object.hasOwn(Object.prototype, 'isAdmin'))
   t.same(spy.calls, ['user.update', 'user.update', 'user.update', 'user.update', 'user.update'], 'only the clean frames ran')

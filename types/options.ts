@@ -109,9 +109,14 @@ export interface WsxPluginOptions {
   maxBadFrames?: number
   /** Messages handled at once per connection; 1 keeps replies and side effects in arrival order. @default 1 */
   maxInflight?: number
-  /** Messages queued per connection before close 1013. @default 256 */
+  /** Messages queued per connection (unread, on a low-level socket) before close 1013. @default 256 */
   maxQueued?: number
-  /** Outbound bytes buffered for a slow reader before close 1013. @default 1048576 */
+  /**
+   * Bytes of inbound frames waiting per connection (envelope or low-level) before close 1013;
+   * at least `maxPayload`. @default 16 × maxPayload (1 MiB)
+   */
+  maxQueuedBytes?: number
+  /** Outbound bytes buffered for a slow reader before close 1013, on every socket (envelope or low-level). @default 1048576 */
   maxBufferedBytes?: number
   /** Groups per connection. @default 128 */
   maxGroupsPerConnection?: number
