@@ -1,6 +1,6 @@
 // The demo (../../shared DEMO.md contract): a chat on fastify-wsx, the README quickstart
 // grown up, the benchmark target, and the app outside clients are tested against.
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsx, { Type, action, defineChannel, defineRoute, hasRole, isAuthenticated, WsxError } from '../../index.js'
 import { readSettings, type DemoSettings } from './settings.js'
@@ -124,9 +124,19 @@ export const benchRoute = defineRoute({
   }
 })
 
+/**
+ * A person at a terminal reads pino-pretty's lines; anything else (a pipe, a file, a log
+ * collector) gets pino's JSON, one object per line.
+ */
+export function demoLogger (isTTY = process.stdout.isTTY === true): FastifyServerOptions['logger'] {
+  const level = process.env.LOG_LEVEL ?? 'info'
+  if (!isTTY) return { level }
+  return { level, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+}
+
 export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { logger?: boolean | object } = {}): Promise<FastifyInstance> {
   const s = { ...readSettings(), ...overrides }
-  const app = Fastify({ logger: opts.logger ?? { level: process.env.LOG_LEVEL ?? 'info' } })
+  const app = Fastify({ logger: opts.logger ?? demoLogger() })
   if (s.secretIsDefault) app.log.warn('WSX_DEMO_SECRET is not set: using a dev-only secret. Never do this in production.')
 
   await app.register(fastifyJwt, { secret: s.secret, sign: { algorithm: 'HS256', expiresIn: s.tokenTtl }, verify: { algorithms: ['HS256'], requiredClaims: ['exp'] } })
