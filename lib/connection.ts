@@ -14,7 +14,7 @@ import { dispatchFrame } from './handle-message.js'
 import { SLOW_READER_REASON, isOverBuffered, rawByteLength, terminateAfterGrace } from './backpressure.js'
 import type { AuthVia, WsxConnection } from '../types/route.js'
 import type { HistoryConfig } from './history.js'
-import { announceGroup, holdFrame, releaseHold, startHold, type Hold } from './recovery.js'
+import { announceGroup, dropHold, holdFrame, releaseHold, startHold, type Hold } from './recovery.js'
 import type { WsxEventMap } from '../types/registry.js'
 
 const OPEN = 1
@@ -325,6 +325,8 @@ export class Connection implements WsxConnection<unknown> {
 
   async leave (group: string): Promise<void> {
     if (!this.groupSet.has(group)) return
+    // frames held for a recovery belong to a membership that is over
+    if (this.holds?.has(group)) dropHold(this, group)
     await this.core.groups.leave(this, group)
     await this.presenceChanged(group, 'leave')
   }

@@ -51,13 +51,20 @@ export function holdFrame (conn: Connection, hold: Hold, frame: Buffer, offset: 
   if (hold.bytes + conn.socket.bufferedAmount > conn.core.config.maxBufferedBytes) conn.closeSlowReader()
 }
 
-/** Sends the held frames newer than `after` (frames without an offset always), and stops holding. */
-export function releaseHold (conn: Connection, group: string, after: number): void {
+/** Stops holding without sending anything (the connection left the group); returns the hold. */
+export function dropHold (conn: Connection, group: string): Hold | undefined {
   const hold = conn.holds?.get(group)
-  if (!hold) return
+  if (!hold) return undefined
   conn.holds!.delete(group)
   if (conn.holds!.size === 0) conn.holds = null
   if (hold.timer) clearTimeout(hold.timer)
+  return hold
+}
+
+/** Sends the held frames newer than `after` (frames without an offset always), and stops holding. */
+export function releaseHold (conn: Connection, group: string, after: number): void {
+  const hold = dropHold(conn, group)
+  if (!hold) return
   for (let i = 0; i < hold.frames.length; i++) {
     const offset = hold.offsets[i]
     if (offset === undefined || offset > after) conn.sendRaw(hold.frames[i]!)
@@ -139,6 +146,8 @@ export function positionJson (r: Recovery): Record<string, unknown> {
 
 /** Replays, then lets the held live frames through (those the replay did not cover). */
 export function replayAndRelease (conn: Connection, group: string, r: Recovery): void {
+  // no hold any more: the connection left the group (or closed) during the read
+  if (!conn.holds?.has(group)) return
   for (const event of r.events) conn.sendRaw(event.frame)
   // every event up to `offset` went out (replay) or was asked not to (recovered: false and
   // no position): live frames at or below it are duplicates only after a replay

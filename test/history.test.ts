@@ -2,7 +2,7 @@
 // wire, recovery after a TCP reset with no duplicate and no reordering, positions older than
 // the history, channels, bounds and bad input.
 import { test } from 'tap'
-import { Type, defineChannel } from '../index.js'
+import { Type, action, defineChannel } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 import { chatFrames, historyApp, joinRoom, resetConnection, waitFor } from './helpers/history.js'
@@ -169,4 +169,42 @@ test('history options are checked at boot', async (t) => {
     channels: { feed: defineChannel({ params: Type.Object({}), history: { size: 10, ttl: '1m' } }) },
     actions: {}
   }), { code: 'WSX_ERR_HISTORY_UNSUPPORTED' })
+})
+
+test('frames held for a recovery count against the outbound buffer: a client that never answers and falls behind is closed 1013', async (t) => {
+  const app = await build(t, { wsx: { messageRateLimit: false, maxBufferedBytes: 4096 } })
+  app.wsx.group('room:*', { history: { size: 100, ttl: '5m', holdMs: 60_000 } })
+  app.wsx.route({ url: '/ws/:room', authenticate: [verifyJwt], groups: (conn) => `room:${String(conn.params.room)}`, actions: {} })
+  await app.ready()
+  const client = await connect(app, '/ws/a', { token: tokenFor(app, 'alice') })
+  await client.next('group.joined')
+  for (let n = 0; n < 20; n++) await app.wsx.broadcast('room:a', 'blob', { text: 'x'.repeat(400) })
+  t.equal((await client.closed()).code, 1013)
+  t.equal(client.frames.filter((f) => f.action === 'blob').length, 0, 'nothing was sent while held')
+})
+
+test('leaving a group while its frames are held drops them', async (t) => {
+  const app = await build(t, { wsx: { messageRateLimit: false } })
+  app.wsx.group('room:*', { history: { size: 100, ttl: '5m', holdMs: 300 } })
+  app.wsx.route({
+    url: '/ws',
+    authenticate: [verifyJwt],
+    actions: {
+      'room.join': action({ async handler (_msg, conn) { await conn.join('room:x'); return {} } }),
+      'room.leave': action({ async handler (_msg, conn) { await conn.leave('room:x'); return {} } })
+    }
+  })
+  await app.ready()
+  const client = await connect(app, '/ws', { token: tokenFor(app, 'alice') })
+  await client.next('socket.authorized')
+  t.match(await client.request('room.join'), { ok: true })
+  t.match(await client.next('group.joined'), { data: { group: 'room:x', offset: 0 } })
+  await app.wsx.broadcast('room:x', 'chat.message', { n: 1 })
+  t.match(await client.request('room.leave'), { ok: true })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal(client.frames.filter((f) => f.action === 'chat.message').length, 0, 'the held event of a left group is not sent')
+  t.match(await client.request('room.join'), { ok: true })
+  await client.next('group.joined')
+  t.match(await client.request('group.recover', { group: 'room:x', last: 5 }), { ok: true, data: { offset: 1 } })
+  t.match(await client.next('chat.message'), { data: { n: 1 }, offset: 1 }, 'it is still in the history')
 })
