@@ -185,9 +185,21 @@ function addAction (b: Builder, action: CompiledAction, errorRef: JsonObject): v
   }
 }
 
+/** `offset`, `epoch` (and `group` for route groups) on events of groups with history (docs/protocol.md). */
+function addPosition (envelope: JsonObject, withGroup: boolean, required: boolean): void {
+  const properties = envelope.properties as JsonObject
+  properties.offset = { type: 'integer', minimum: 1, description: 'position in the group\'s history (groups and channels with history)' }
+  properties.epoch = { type: 'string', maxLength: 64, description: 'changes when the history is lost' }
+  if (withGroup) properties.group = { type: 'string', description: 'the route group the event belongs to (groups with history)' }
+  if (required) (envelope.required as string[]).push('offset', 'epoch')
+}
+
 function addEvent (b: Builder, name: string, schema: TSchema, channel?: CompiledChannel): void {
   const prefix = channel ? `channel.${channel.name}.` : 'event.'
   const envelope = eventEnvelope(name, toPlainSchema(schema), channel && { name: channel.name, params: toPlainSchema(channel.params) })
+  // route events may go to groups with history; a channel's events carry positions exactly when it has history
+  if (!channel) addPosition(envelope, true, false)
+  else if (channel.history) addPosition(envelope, false, true)
   const summary = channel ? `${name} to subscribers of channel ${channel.name}` : `${name} server event`
   const msg = addMessage(b, `${prefix}${name}`, message(name, envelope, summary))
   b.operations[`${b.key}.${prefix}${name}`] = {
@@ -244,11 +256,33 @@ function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): vo
     { type: 'object', properties: { groups: { type: 'array', items: { type: 'string' } } } }), 'pub/sub was interrupted: refetch what may have been missed'))
   b.operations[`${b.key}.${ServerEvent.resync}`] = { action: 'receive', channel: ref(`#/channels/${b.key}`), messages: [resync] }
 
+  const position = { type: 'object', properties: { offset: { type: 'integer', minimum: 0 }, epoch: { type: 'string', maxLength: 64 }, last: { type: 'integer', minimum: 1 } } }
+  const joined = addMessage(b, ServerEvent.groupJoined, message(ServerEvent.groupJoined, eventEnvelope(ServerEvent.groupJoined, {
+    type: 'object', properties: { group: { type: 'string' }, epoch: { type: 'string' }, offset: { type: 'integer', minimum: 0 } }
+  }), 'joined a group with history: answer with group.recover (its live events wait for it, holdMs)'))
+  b.operations[`${b.key}.${ServerEvent.groupJoined}`] = { action: 'receive', channel: ref(`#/channels/${b.key}`), messages: [joined] }
+  const recover = addMessage(b, `${BuiltinAction.recover}.request`, message(BuiltinAction.recover, requestEnvelope(BuiltinAction.recover, {
+    type: 'object', required: ['group'], properties: { group: { type: 'string' }, ...(position.properties) }
+  }), 'replays what was missed in a group with history since a position ({offset, epoch}), or its newest events ({last})'))
+  const recovered = addMessage(b, `${BuiltinAction.recover}.reply`, message(`${BuiltinAction.recover} reply`, replyEnvelope({
+    type: 'object', properties: { group: { type: 'string' }, recovered: { type: 'boolean' }, epoch: { type: 'string' }, offset: { type: 'integer', minimum: 0 } }
+  })))
+  b.operations[`${b.key}.${BuiltinAction.recover}`] = {
+    action: 'send',
+    channel: ref(`#/channels/${b.key}`),
+    messages: [recover],
+    reply: { channel: ref(`#/channels/${b.key}`), messages: [recovered, errorRef] },
+    security: [ref(`#/components/securitySchemes/${SECURITY_SCHEME}`)],
+    'x-wsx-public': false
+  }
+
   if (route.channels.size > 0) {
     const names = [...route.channels.keys()]
     for (const verb of [BuiltinAction.subscribe, BuiltinAction.unsubscribe]) {
       const req = addMessage(b, `${verb}.request`, message(verb, requestEnvelope(verb, {
-        type: 'object', required: ['channel', 'params'], properties: { channel: { type: 'string', enum: names }, params: { type: 'object' } }
+        type: 'object',
+        required: ['channel', 'params'],
+        properties: { channel: { type: 'string', enum: names }, params: { type: 'object' }, ...(verb === BuiltinAction.subscribe && { recover: position }) }
       })))
       const rep = addMessage(b, `${verb}.reply`, message(`${verb} reply`, replyEnvelope({ type: 'object' })))
       b.operations[`${b.key}.${verb}`] = {
@@ -268,6 +302,7 @@ function describeChannels (route: RouteContext): JsonObject[] {
     name: c.name,
     params: toPlainSchema(c.params),
     events: Object.keys(c.events ?? {}),
+    ...(c.history && { history: { size: c.history.size, ttl_ms: c.history.ttlMs, max_replay: c.history.maxReplay } }),
     ...(c.summary && { summary: c.summary })
   }))
 }

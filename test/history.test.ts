@@ -208,3 +208,15 @@ test('leaving a group while its frames are held drops them', async (t) => {
   t.match(await client.request('group.recover', { group: 'room:x', last: 5 }), { ok: true, data: { offset: 1 } })
   t.match(await client.next('chat.message'), { data: { n: 1 }, offset: 1 }, 'it is still in the history')
 })
+
+test('AsyncAPI documents the history extension', async (t) => {
+  const app = await historyApp(t)
+  const doc = app.wsx.asyncapi() as { operations: Record<string, unknown>, channels: Record<string, { messages: Record<string, { payload: { properties: Record<string, unknown>, required: string[] } }>, 'x-wsx-channels': Array<{ name: string, history?: object }> }> }
+  const ops = Object.keys(doc.operations)
+  t.ok(ops.some((k) => k.endsWith('.group.recover')), 'group.recover')
+  t.ok(ops.some((k) => k.endsWith('.group.joined')), 'group.joined')
+  const channel = Object.values(doc.channels)[0]!
+  t.match(channel['x-wsx-channels'].find((c) => c.name === 'feed'), { history: { size: 100, ttl_ms: 300_000, max_replay: 100 } })
+  t.notOk(channel['x-wsx-channels'].find((c) => c.name === 'plain')?.history)
+  t.ok('recover' in (channel.messages['channel.subscribe.request']!.payload.properties.data as { properties: object }).properties)
+})
