@@ -10,7 +10,7 @@ import { compileValidator } from '../lib/validation.js'
 import { Connection } from '../lib/connection.js'
 import { WsxSocket } from '../lib/socket.js'
 import { eventFrame, historyHead } from '../lib/envelope.js'
-import { compileHistory, type HistoryOptions } from '../lib/history.js'
+import { compileHistory, type HistoryConfig, type HistoryOptions } from '../lib/history.js'
 import { errors } from '../lib/errors.js'
 import { CloseCode } from '../lib/protocol.js'
 import { assertGroupName } from '../lib/groups.js'
@@ -33,6 +33,14 @@ export interface WsxShared {
 export interface BroadcastOptions {
   /** a connection (or its id) that should not receive it: exclude-sender */
   exclude?: WsxConnection<unknown> | string
+}
+
+/** What `app.wsx.history()` reads: the history's position and its newest events, oldest first. */
+export interface HistorySnapshot {
+  epoch: string
+  /** the offset of the newest event (0: none yet) */
+  offset: number
+  events: Array<{ offset: number, action: string, data: unknown }>
 }
 
 /** The route handle `app.wsx.route()` returns: the options, typed, for clients and docs. */
@@ -159,6 +167,41 @@ export class WsxFacade {
       return core.historyStore.publish(def.group(params), def.history, historyHead(action, data, { channel, params }), exclude).then(noop)
     }
     return core.groups.broadcast(def.group(params), eventFrame(action, data, { channel, params }), exclude === undefined ? undefined : { exclude })
+  }
+
+  /**
+   * Reads a history: a group's (`'room:general'`) or a channel subscription's
+   * (`{ channel, params }`), the newest `last` events (default: all it holds, up to the
+   * history's `maxReplay`). For an HTTP endpoint that refetches after `recovered: false`.
+   * @example const { epoch, offset, events } = await app.wsx.history('room:general', { last: 50 })
+   */
+  async history (target: string | { channel: string, params: Record<string, unknown> }, opts: { last?: number } = {}): Promise<HistorySnapshot> {
+    const core = this.shared.core
+    let group: string
+    let cfg: HistoryConfig | null
+    if (typeof target === 'string') {
+      assertGroupName(target)
+      group = target
+      cfg = core.historyRules.lookup(target)
+    } else {
+      const def = this.shared.channels.get(target?.channel)
+      if (!def) throw new errors.WSX_ERR_CHANNEL_INVALID(String(target?.channel), '(any)', 'no route declares this channel')
+      if (!def.validate(target.params)) throw new errors.WSX_ERR_CHANNEL_INVALID(target.channel, '(any)', 'params do not match the channel schema')
+      group = def.group(target.params)
+      cfg = def.history
+    }
+    if (!cfg || !core.historyStore) throw new errors.WSX_ERR_NOT_READY(`no history is declared for ${typeof target === 'string' ? `group ${target}` : `channel ${target.channel}`}`)
+    const last = opts.last ?? cfg.maxReplay
+    if (!Number.isSafeInteger(last) || last < 1 || last > cfg.maxReplay) throw new errors.WSX_ERR_OPTS_INVALID(`history({ last }) must be an integer from 1 to ${cfg.maxReplay}`)
+    const read = await core.historyStore.read(group, cfg, -last, cfg.maxReplay)
+    return {
+      epoch: read.epoch,
+      offset: read.top,
+      events: read.events.map((e) => {
+        const frame = JSON.parse(e.frame) as { action: string, data: unknown }
+        return { offset: e.offset, action: frame.action, data: frame.data }
+      })
+    }
   }
 
   /** Pushes an event to every connection of a user (all devices), on every instance. */
