@@ -91,7 +91,8 @@ export class GroupRegistry {
         created.track = { cfg: history, epoch: null, last: 0, healing: [], running: null, again: false }
       }
       created.ready = this.bus.subscribe(group, created.listener)
-      if (created.track) created.ready = created.ready.then(() => { this.heal(created).catch(() => {}) })
+      // even when the subscription failed: held frames must not wait forever
+      if (created.track) created.ready = created.ready.finally(() => { this.heal(created).catch(() => {}) })
       // a failed subscribe is surfaced to the joiner; later joiners get the same promise
       created.ready.catch(() => {})
       this.groups.set(group, created)
