@@ -21,6 +21,8 @@ export interface WsxConfig {
   maxGroupsPerConnection: number
   heartbeatMs: number
   handshake: Required<HandshakeOptions>
+  /** ms one strategy or preHandler hook may take */
+  hookTimeout: number
   logIgnore: Set<string>
   namespace: string
   shutdown: { graceMs: number, windowMs: number }
@@ -34,7 +36,7 @@ const known = new Set<string>([
   'maxPayload', 'maxDepth', 'origins', 'connectionRateLimit', 'maxConnections', 'maxConnectionsPerUser',
   'maxConnectionsPerIp', 'messageRateLimit', 'maxThrottledInARow', 'maxBadFrames', 'maxInflight', 'maxQueued',
   'maxQueuedBytes', 'maxBufferedBytes', 'maxGroupsPerConnection', 'heartbeatMs', 'handshake', 'logIgnore', 'emitter', 'redis',
-  'namespace', 'shutdown', 'websocket', 'presence'
+  'namespace', 'shutdown', 'websocket', 'presence', 'hookTimeout'
 ])
 
 export const defaultHandshake: Required<HandshakeOptions> = {
@@ -164,6 +166,7 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     maxGroupsPerConnection: positiveInt('maxGroupsPerConnection', opts.maxGroupsPerConnection, 128),
     heartbeatMs: positiveInt('heartbeatMs', opts.heartbeatMs, 25_000, true),
     handshake: checkHandshake(opts.handshake, defaultHandshake, 'handshake'),
+    hookTimeout: positiveInt('hookTimeout', opts.hookTimeout, 10_000),
     logIgnore: new Set(opts.logIgnore ?? ['socket.ping']),
     namespace,
     shutdown,

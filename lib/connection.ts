@@ -10,6 +10,8 @@ import { CloseCode, MSGPACK_SUBPROTOCOL, ServerEvent } from './protocol.js'
 import { eventFrame } from './envelope.js'
 import { jsonFrameToMessagePack } from './msgpack.js'
 import { captureRouteContext, createRequestView, type ViewSource } from './request-view.js'
+import { withoutQueryParam } from './credentials.js'
+import { lockedHandshakeFields, type LockInfo } from './auth-lock.js'
 import { dispatchFrame } from './handle-message.js'
 import { SLOW_READER_REASON, isOverBuffered, rawByteLength, terminateAfterGrace } from './backpressure.js'
 import type { AuthVia, WsxConnection } from '../types/route.js'
@@ -45,6 +47,18 @@ export function userKeyOf (user: unknown): string | null {
   return null
 }
 
+function lockedHandshakeFrame (route: RouteContext, lock: LockInfo): string {
+  const h = route.handshake!
+  return eventFrame(ServerEvent.handshake, {
+    authorize: 'socket.authorize',
+    attempts: h.attempts,
+    lock_seconds: h.lockSeconds,
+    timeout_seconds: h.timeoutSeconds,
+    allow_unauth: route.publicNames,
+    ...lockedHandshakeFields(lock)
+  })
+}
+
 export class Connection implements WsxConnection<unknown> {
   readonly id: string
   readonly socket: WebSocket
@@ -55,6 +69,11 @@ export class Connection implements WsxConnection<unknown> {
   readonly headers: IncomingHttpHeaders
   readonly ip: string
   readonly url: string
+  /** the URL the upgrade was made to, a query token removed (request views' `url`) */
+  readonly requestUrl: string
+  /** `request.cookies` / `request.session` of the upgrade, or of the request that authorized in-band */
+  cookies: unknown
+  session: unknown
   readonly groupSet = new Set<string>()
   readonly debug: boolean
   /** the client picked `wsx.v1.msgpack`: binary MessagePack frames both ways */
@@ -99,6 +118,10 @@ export class Connection implements WsxConnection<unknown> {
     this.headers = request.headers
     this.ip = request.ip
     this.url = route.url
+    this.requestUrl = withoutQueryParam(request.url, route.tokenQueryParam)
+    const r = request as { cookies?: unknown, session?: unknown }
+    this.cookies = r.cookies
+    this.session = r.session ?? undefined
     this.requestId = request.id
     this.msgpack = socket.protocol === MSGPACK_SUBPROTOCOL
     this.debug = (route.instance.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? false
@@ -157,18 +180,27 @@ export class Connection implements WsxConnection<unknown> {
       proto: this.route.requestProto!,
       routeContext: this.route.requestContext ?? null,
       id: this.requestId,
-      url: this.url,
+      url: this.requestUrl,
       ip: this.ip,
       headers: this.headers,
       params: this.params,
       query: this.query,
       log: this.log,
-      user: this.user
+      user: this.user,
+      cookies: this.cookies,
+      session: this.session
     }
   }
 
+  /** After an in-band success: per-message views see the cookies and session that authorized. */
+  keepCredentials (result: { cookies?: unknown, session?: unknown }): void {
+    if (result.cookies !== undefined) this.cookies = result.cookies
+    if (result.session !== undefined) this.session = result.session
+    this._request = undefined
+  }
+
   /** Sends the first frame and starts the handshake timer; called right after construction. */
-  start (upgradeUser: unknown): void {
+  start (upgradeUser: unknown, lock?: LockInfo): void {
     if (upgradeUser !== undefined) {
       if (!this.setIdentity(upgradeUser, 'upgrade')) return
       this.sendRaw(this.route.authorizedFrame)
@@ -179,7 +211,8 @@ export class Connection implements WsxConnection<unknown> {
       return
     }
     if (this.route.handshake) {
-      this.sendRaw(this.route.handshakeFrame)
+      // a locked address learns it up front: no attempts left, and when the lock ends
+      this.sendRaw(lock?.locked ? lockedHandshakeFrame(this.route, lock) : this.route.handshakeFrame)
       this.handshakeTimer = setTimeout(() => {
         if (!this.authenticated) this.close(CloseCode.notAuthenticated, 'Authentication timeout')
       }, this.route.handshake.timeoutSeconds * 1000)

@@ -241,10 +241,11 @@ async function runAction (conn: Connection, env: Envelope, action: CompiledActio
     }
     if (action.preHandler.length > 0) {
       const request = createRequestView(conn.viewSource(), { body: env.data })
-      const reply = createReplyShim(request, msg.log)
-      const outcome = await runChain(action.preHandler, instance, request, reply)
+      const reply = createReplyShim(request, msg.log, conn.route.replyProto)
+      const outcome = await runChain(action.preHandler, instance, request, reply, conn.core.config.hookTimeout)
       if (!outcome.ok) {
-        if (outcome.error !== undefined) throw outcome.error
+        // a throw (of anything, even undefined) or a hang is the server's fault unless it carries an HTTP status
+        if (outcome.status === undefined) throw outcome.error ?? new Error('a preHandler hook failed without an error')
         const { error } = toWireError({ statusCode: outcome.status, message: typeof reply.payload === 'string' ? reply.payload : undefined })
         return replyError(conn, env, error)
       }

@@ -1,23 +1,18 @@
-// The in-band handshake (PROTOCOL §3): `socket.authorize` runs the route's own strategies
-// on a request view whose only credential is `Authorization: Bearer <token>`, so an HTTP
-// strategy like `request.jwtVerify()` works unchanged. Failures count against the client
-// address in the lockout store (reconnecting does not reset them).
-import type { FastifyInstance } from 'fastify'
+// The in-band handshake: `socket.authorize` presents its credential to the route's own
+// strategies as the equivalent HTTP request would carry it (lib/credentials.ts), through
+// a real in-process request (lib/authenticate.ts), so a strategy written for HTTP runs
+// unchanged. Failures count against the client address in the lock (lib/auth-lock.ts),
+// shared with failures at the upgrade; reconnecting does not reset them, nor does a success.
 import type { Connection } from './connection.js'
 import { userKeyOf } from './connection.js'
 import type { Envelope } from './envelope.js'
 import { errorFrame, eventFrame } from './envelope.js'
 import { WsxError } from './errors.js'
 import { CloseCode, ErrorCode, ServerEvent } from './protocol.js'
-import { runStrategies } from './hooks.js'
-import { createReplyShim, createRequestView } from './request-view.js'
+import { authenticateInBand, type AuthResult } from './authenticate.js'
+import { inbandHeaders } from './credentials.js'
+import { checkLock, countFailure, lockPolicy } from './auth-lock.js'
 import { replyError } from './handle-message.js'
-
-const MAX_TOKEN_LENGTH = 16 * 1024
-
-function lockKey (conn: Connection): string {
-  return `auth:${conn.ip}`
-}
 
 function authorizedFrame (env: Envelope): string {
   return eventFrame(ServerEvent.authorized, { authenticated: true, via: 'authorize' }, { id: env.id })
@@ -29,17 +24,15 @@ export async function authorize (conn: Connection, env: Envelope): Promise<void>
   if (!handshake || route.handshakeStrategies.length === 0) {
     return replyError(conn, env, new WsxError(ErrorCode.authenticationFailed, 'This route does not accept in-band authentication.'))
   }
-  const lock = await conn.core.lockout.check(lockKey(conn))
+  const lock = await checkLock(conn.core, conn.ip)
   if (lock.locked) {
     conn.core.stats.authFailures++
     return replyError(conn, env, new WsxError(ErrorCode.locked, undefined, { retryAfter: lock.retryAfter }))
   }
 
-  const token = env.data.token
-  const user = typeof token === 'string' && token.length > 0 && token.length <= MAX_TOKEN_LENGTH
-    ? await verifyToken(conn, token)
-    : undefined
-  if (user === undefined) return failAttempt(conn, env)
+  const result = await verifyCredentials(conn, env)
+  if (!result.ok) return failAttempt(conn, env)
+  const user = result.user
 
   if (conn.authenticated) {
     // a refresh must not change who the connection is
@@ -47,34 +40,39 @@ export async function authorize (conn: Connection, env: Envelope): Promise<void>
       return replyError(conn, env, new WsxError(ErrorCode.permissionDenied, 'The new token names another user.'))
     }
     conn.user = user
+    conn.keepCredentials(result)
     conn.clearExpiry()
     conn.scheduleExpiry()
     conn.core.stats.outcome(env.action, 'ok')
     conn.sendRaw(authorizedFrame(env))
     return
   }
-  await conn.core.lockout.reset(lockKey(conn))
   if (!conn.setIdentity(user, 'authorize')) return
+  conn.keepCredentials(result)
   conn.core.stats.outcome(env.action, 'ok')
   conn.sendRaw(authorizedFrame(env))
   conn.scheduleExpiry()
   conn.afterAuthenticated()
 }
 
-/** Runs the route's strategies on the token alone; resolves the user, or undefined. */
-async function verifyToken (conn: Connection, token: string): Promise<unknown> {
-  const view = createRequestView({ ...conn.viewSource(), user: null }, { headers: { authorization: `Bearer ${token}` }, query: {} })
-  const reply = createReplyShim(view, conn.log)
-  const outcome = await runStrategies(conn.route.handshakeStrategies, conn.route.instance as FastifyInstance, view, reply)
-  if (!outcome.ok) return undefined
-  const user = (view as unknown as { user?: unknown }).user
-  return user === null || user === undefined ? true : user
+/** Runs the route's strategies on the frame's credential; a crash or hang is logged once with the trace id. */
+async function verifyCredentials (conn: Connection, env: Envelope): Promise<AuthResult | { ok: false }> {
+  const headers = inbandHeaders(conn.headers, env.data, conn.route.credentials)
+  if (headers === null) return { ok: false }
+  const strategies = conn.route.handshakeStrategies.length
+  const result = await authenticateInBand(conn.route.instance, {
+    url: conn.requestUrl,
+    ip: conn.ip,
+    headers
+  }, conn.core.config.hookTimeout * (strategies + 1))
+  if (result.fault !== undefined) {
+    conn.log.error({ err: result.fault, trace_id: env.trace_id, action: env.action }, 'wsx: an authentication strategy failed in-band')
+  }
+  return result
 }
 
 async function failAttempt (conn: Connection, env: Envelope): Promise<void> {
-  const handshake = conn.route.handshake!
-  conn.core.stats.authFailures++
-  const result = await conn.core.lockout.fail(lockKey(conn), handshake.attempts, handshake.lockSeconds)
+  const result = await countFailure(conn.core, conn.ip, lockPolicy(conn.core, conn.route.handshake))
   conn.core.stats.outcome(env.action, ErrorCode.authenticationFailed)
   const error = new WsxError(ErrorCode.authenticationFailed, undefined, { attemptsLeft: result.attemptsLeft })
   conn.sendRaw(errorFrame(env.id, error.toWire(), env.trace_id))

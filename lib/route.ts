@@ -7,10 +7,11 @@ import { errors } from './errors.js'
 import { ACTION_PATTERN, BuiltinAction, MAX_ACTION_LENGTH, ServerEvent } from './protocol.js'
 import { compileSerializer, compileValidator, isTypeBox, type Serializer, type Validator } from './validation.js'
 import { checkHandshake, checkOrigins, checkThrottle, type WsxConfig } from './config.js'
-import { isHandshakeOnly } from './hooks.js'
+import { isAsyncWithDone, isHandshakeOnly } from './hooks.js'
 import { eventFrame } from './envelope.js'
 import { toMilliseconds } from './duration.js'
 import { compileHistory, type HistoryConfig } from './history.js'
+import { defaultCredentials, type CredentialSettings } from './credentials.js'
 import type { AnyAction, AnyChannel, ThrottleOptions, WsxHook, Permission } from '../types/route.js'
 import type { HandshakeOptions, RouteOptions } from '../types/options.js'
 import type { WsxConnection, WsxMessage } from '../types/route.js'
@@ -76,15 +77,19 @@ export interface RouteContext {
   groups: ((conn: WsxConnection) => string | string[] | undefined) | null
   handshakeFrame: string
   authorizedFrame: string
+  /** where in-band credentials travel, and which upgrade headers are explicit credentials */
+  credentials: CredentialSettings
   /** the Request prototype and context of this route, captured at its first upgrade */
   requestProto?: object
+  /** the Reply prototype of this route (reply decorators for hook shims), captured likewise */
+  replyProto?: object
   requestContext?: [symbol, unknown] | null
 }
 
 const routeOptionKeys = new Set([
   'url', 'schema', 'authenticate', 'handshake', 'actions', 'channels', 'events', 'groups', 'origins', 'requireOrigin',
   'connectionRateLimit', 'tokenQueryParam', 'maxPayload', 'msgpack', 'messageRateLimit', 'onConnect', 'onAuthenticated',
-  'onDisconnect', 'summary', 'description'
+  'onDisconnect', 'summary', 'description', 'credentials'
 ])
 const actionOptionKeys = new Set([
   'public', 'request', 'response', 'summary', 'description', 'loadObject', 'permissions', 'preHandler', 'throttle', 'silent', 'handler'
@@ -128,6 +133,7 @@ function compileAction (name: string, def: AnyAction, url: string): CompiledActi
   if ([...permissions, ...preHandler].some((f) => typeof f !== 'function')) {
     throw new errors.WSX_ERR_ACTION_INVALID(name, url, 'permissions and preHandler take functions')
   }
+  if (preHandler.some(isAsyncWithDone)) throw new errors.WSX_ERR_ACTION_INVALID(name, url, 'an async preHandler must not also take done')
   const request = checkSchema(def.request, 'request', name, url)
   const response = checkSchema(def.response, 'response', name, url)
   const compiled: CompiledAction = {
@@ -196,6 +202,26 @@ function routeMaxPayload (value: unknown, pluginMax: number, url: string): numbe
   return value as number
 }
 
+/** `credentials: { apiKeyHeader, sessionCookie }`: names checked, `false` turns one off. */
+function compileCredentials (value: RouteOptions['credentials'], url: string): CredentialSettings {
+  if (value === undefined) return defaultCredentials
+  if (typeof value !== 'object' || value === null) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'credentials must be { apiKeyHeader?, sessionCookie? }')
+  const settings = { ...defaultCredentials }
+  for (const [key, name] of Object.entries(value)) {
+    if (key !== 'apiKeyHeader' && key !== 'sessionCookie') throw new errors.WSX_ERR_ROUTE_INVALID(url, `credentials.${key} is not an option`)
+    if (name === false) {
+      settings[key] = null
+      continue
+    }
+    // a header name (token chars) or a cookie name; both exclude separators and spaces
+    if (typeof name !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) {
+      throw new errors.WSX_ERR_ROUTE_INVALID(url, `credentials.${key} must be a header or cookie name, or false`)
+    }
+    settings[key] = key === 'apiKeyHeader' ? name.toLowerCase() : name
+  }
+  return settings
+}
+
 /** Checks route options and compiles the route; throws coded errors at boot. */
 export function compileRoute (instance: FastifyInstance, opts: RouteOptions, fullUrl: string, config: WsxConfig): RouteContext {
   if (typeof opts !== 'object' || opts === null) throw new errors.WSX_ERR_ROUTE_INVALID('(unknown)', 'options must be an object')
@@ -215,6 +241,7 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
 
   const strategies = asArray(opts.authenticate)
   if (strategies.some((s) => typeof s !== 'function')) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'authenticate takes Fastify hook functions')
+  if (strategies.some(isAsyncWithDone)) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'an async strategy must not also take done')
   const needsAuth = [...actions.values()].some((a) => !a.public) || channels.size > 0
   if (needsAuth && strategies.length === 0) throw new errors.WSX_ERR_ROUTE_NO_AUTH(url)
 
@@ -243,6 +270,7 @@ export function compileRoute (instance: FastifyInstance, opts: RouteOptions, ful
 
   return {
     url,
+    credentials: compileCredentials(opts.credentials, url),
     instance,
     options: opts,
     actions,

@@ -14,8 +14,9 @@ import { compileHistory, type HistoryConfig, type HistoryOptions } from '../lib/
 import { errors } from '../lib/errors.js'
 import { CloseCode } from '../lib/protocol.js'
 import { assertGroupName } from '../lib/groups.js'
-import { authenticateUpgrade, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from './upgrade.js'
+import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from './upgrade.js'
 import type { RouteOptions } from '../types/options.js'
+import type { LockInfo } from '../lib/auth-lock.js'
 import type { AnyAction, AnyChannel, WsxConnection } from '../types/route.js'
 import type { WsxEventMap } from '../types/registry.js'
 import type { WsxStatsSnapshot } from '../lib/stats.js'
@@ -84,7 +85,8 @@ export class WsxFacade {
       wsHandler: function wsxHandler (socket: WebSocket, request: FastifyRequest) {
         releaseUpgradeResponse(socket)
         const conn = new Connection(socket, request, route, core)
-        conn.start((request as unknown as Record<symbol, unknown>)[kUpgradeUser])
+        const stash = request as unknown as Record<symbol, unknown>
+        conn.start(stash[kUpgradeUser], stash[kUpgradeLock] as LockInfo | undefined)
       }
     } as never)
     return opts

@@ -6,8 +6,10 @@ import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fas
 import type { Core } from '../lib/core.js'
 import type { RouteContext } from '../lib/route.js'
 import { normaliseOrigin } from '../lib/config.js'
-import { runStrategies } from '../lib/hooks.js'
 import { MSGPACK_SUBPROTOCOL, SUBPROTOCOL } from '../lib/protocol.js'
+import { runAuthentication, takeInBandSlot, type AuthResult } from '../lib/authenticate.js'
+import { checkLock, countFailure, lockPolicy, type LockInfo } from '../lib/auth-lock.js'
+import { hasExplicitCredential } from '../lib/credentials.js'
 
 /** Where the upgrade-time identity waits for the socket handler. */
 export const kUpgradeUser = Symbol('fastify-wsx.upgradeUser')
@@ -96,35 +98,65 @@ export function upgradeGuard (core: Core) {
   }
 }
 
-function statusOf (err: unknown): number {
-  const status = typeof err === 'object' && err !== null ? (err as { statusCode?: unknown }).statusCode : undefined
-  return status === 403 ? 403 : 401
+/** Where a locked address's lock waits for the socket handler (for its `socket.handshake`). */
+export const kUpgradeLock = Symbol('fastify-wsx.upgradeLock')
+
+function answerLocked (reply: FastifyReply, lock: LockInfo): FastifyReply {
+  return refuse(reply.header('retry-after', String(Math.max(1, lock.retryAfter))), 429, 'Too many failed authentications; try again later.')
+}
+
+/** Replays a refusal the strategies chose (status, headers such as WWW-Authenticate, body). */
+function answerRefusal (reply: FastifyReply, result: AuthResult): FastifyReply {
+  for (const [name, value] of Object.entries(result.headers)) {
+    if (value !== undefined && name !== 'content-length') reply.header(name, value)
+  }
+  if (result.payload !== undefined) return reply.code(result.status).send(result.payload)
+  return refuse(reply, result.status, result.status === 403 ? 'Forbidden.' : 'Authentication failed.')
 }
 
 /**
- * Runs the route's strategies at the upgrade. With the in-band handshake enabled, an
- * upgrade carrying no credential opens unauthenticated (first frame `socket.handshake`);
- * one carrying a credential must pass. Without the handshake, every upgrade must pass.
+ * The route's `preValidation`: the upgrade decision table (README "Authentication").
+ * The strategies run on every upgrade of a route that has any (they may use cookies or
+ * any header), except from a locked address. Success opens authenticated `via: upgrade`.
+ * Failure opens with `socket.handshake` on a route with the in-band handshake, unless the
+ * upgrade carried an explicit credential (Authorization, the API-key header, a query
+ * token): then it answers 401 (or what the strategy replied) and counts toward the lock.
+ * It also serves the in-band requests `socket.authorize` makes (lib/authenticate.ts).
  */
 export function authenticateUpgrade (route: RouteContext, core: Core): preValidationHookHandler {
+  const timeoutMs = core.config.hookTimeout
   return async function authenticateWsxUpgrade (this: unknown, request: FastifyRequest, reply: FastifyReply) {
+    // per-message hooks get reply shims with this route's reply decorators
+    route.replyProto ??= Object.getPrototypeOf(reply) as object
+    const slot = takeInBandSlot(request)
+    if (slot !== null) {
+      slot(await runAuthentication(route, request, route.handshakeStrategies, { inband: true, timeoutMs, replyProto: Object.getPrototypeOf(reply) as object }))
+      return reply.code(204).send()
+    }
+    if (route.handshakeStrategies.length === 0) return
     if (route.tokenQueryParam) moveQueryToken(request, route.tokenQueryParam)
-    const hasCredential = typeof request.headers.authorization === 'string'
+    const explicit = hasExplicitCredential(request.headers, route.credentials)
+    const lock = await checkLock(core, request.ip)
+    if (lock.locked) {
+      if (explicit || !route.handshake) return answerLocked(reply, lock)
+      ;(request as unknown as Record<symbol, unknown>)[kUpgradeLock] = lock
+      return
+    }
     const strategies = route.upgradeStrategies
-    if (route.handshake && !hasCredential) return
     if (strategies.length === 0) {
-      if (route.handshakeStrategies.length === 0 || route.handshake) return
+      if (route.handshake) return
       return refuse(reply, 401, 'Authentication required.')
     }
-    const outcome = await runStrategies(strategies, route.instance, request, reply)
-    if (!outcome.ok) core.stats.authFailures++
-    if (reply.sent) return reply
-    if (!outcome.ok) {
-      const message = outcome.error instanceof Error && statusOf(outcome.error) === 401 ? 'Authentication failed.' : 'Forbidden.'
-      return refuse(reply, statusOf(outcome.error), message)
+    const result = await runAuthentication(route, request, strategies, { inband: false, timeoutMs, replyProto: Object.getPrototypeOf(reply) as object })
+    if (result.ok) {
+      ;(request as unknown as Record<symbol, unknown>)[kUpgradeUser] = result.user
+      return
     }
-    const user = (request as { user?: unknown }).user
-    ;(request as unknown as Record<symbol, unknown>)[kUpgradeUser] = user === null || user === undefined ? true : user
+    if (result.fault !== undefined) request.log.error({ err: result.fault }, 'wsx: an authentication strategy failed at the upgrade')
+    if (route.handshake && !explicit) return
+    if (explicit || request.headers.cookie !== undefined) await countFailure(core, request.ip, lockPolicy(core, route.handshake))
+    else core.stats.authFailures++
+    return answerRefusal(reply, result)
   }
 }
 
@@ -133,7 +165,8 @@ function moveQueryToken (request: FastifyRequest, param: string): void {
   const query = request.query as Record<string, unknown>
   const token = query?.[param]
   if (typeof token !== 'string' || token.length === 0 || request.headers.authorization) return
-  request.headers = { ...request.headers, authorization: `Bearer ${token}` }
+  // on the raw headers too: some strategies (@fastify/bearer-auth) read `request.raw.headers`
+  request.raw.headers.authorization = `Bearer ${token}`
   delete query[param]
 }
 

@@ -39,6 +39,14 @@ export interface RouteOptions<
    * on the in-band token.
    */
   authenticate?: WsxHook | WsxHook[]
+  /**
+   * Where credentials travel besides `Authorization`. `apiKeyHeader`: the header an
+   * `api_key` of `socket.authorize` is presented in; at the upgrade it counts as an explicit
+   * credential (a failure answers 401). `sessionCookie`: the cookie a `session_id` of
+   * `socket.authorize` is presented as. `false` turns one off.
+   * @default { apiKeyHeader: 'x-api-key', sessionCookie: 'sessionId' }
+   */
+  credentials?: { apiKeyHeader?: string | false, sessionCookie?: string | false }
   /** The in-band handshake; `false` requires authentication at the upgrade (401). @default enabled */
   handshake?: HandshakeOptions | false
   /** The route's actions, by dotted name. Wrap each in `action()` for typed handlers. */
@@ -122,6 +130,11 @@ export interface WsxPluginOptions {
   maxGroupsPerConnection?: number
   /** Ping interval; a connection missing two pongs is terminated. `0` disables. @default 25000 */
   heartbeatMs?: number
+  /**
+   * Milliseconds one hook-style function (strategy, `preHandler`) may take before it fails:
+   * a callback hook that never calls `done` ends here. @default 10000
+   */
+  hookTimeout?: number
   /** Handshake defaults for every route. */
   handshake?: HandshakeOptions
   /** Actions left out of the debug message log. @default ['socket.ping'] */

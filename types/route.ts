@@ -1,5 +1,5 @@
 import type { Static, TSchema } from '@sinclair/typebox'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { WebSocket } from 'ws'
 import type { WsxEventMap, WsxUserOf } from './registry.js'
@@ -65,8 +65,13 @@ export interface WsxConnection<User = WsxUserOf> {
   close(code?: number, reason?: string): void
 }
 
-/** A Fastify-style hook function, run per message with a request view and a reply shim. */
-export type WsxHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown
+/**
+ * Any hook function Fastify accepts, used as a strategy (`authenticate`) or a `preHandler`:
+ * `async (request, reply) => { ... }`, `(request, reply, done) => { ... }`, or what
+ * `app.auth([...])` of @fastify/auth returns. One signature, as Fastify's own hook types:
+ * a function that declares no `done` is awaited, one that declares it is called back.
+ */
+export type WsxHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => unknown
 
 /** A permission: resolves true to allow. `msg.object` holds what `loadObject` loaded. */
 export type Permission<Obj = unknown> =
