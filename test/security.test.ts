@@ -118,8 +118,11 @@ t.test('the gate sweep: nothing unauthenticated reaches user code', async (t) =>
   t.match(await c.request('socket.authorize', { token: [token] }), { error: { code: 'authentication_failed' } }, 'token of the wrong type')
   t.equal((await c.closed()).code, 4408, 'attempts exhausted')
   t.same(spy.calls, [], 'no handler ran')
+  // the lock covers the upgrade too: even a valid token from this address waits it out
+  const refusal = await connect(app, '/ws', { token }).then((c) => c.close(), (err: unknown) => err)
+  t.match(refusal, { statusCode: 429, headers: { 'retry-after': /^\d+$/ } }, 'a locked address gets 429 with Retry-After at the upgrade')
 
-  const d = await authed(t, app)
+  const d = await authed(t, await appWith(t, { calls: [] }))
   for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'socket.authorized']) {
     t.match(await d.request(name), { ok: false, error: { code: 'not_found' } }, `authenticated: ${name} is not an action`)
   }

@@ -100,7 +100,8 @@ async function rawUpgrade (app: FastifyInstance, path: string, headerLines: stri
 const serverSockets = (app: FastifyInstance) => app.websocketServer.clients.size
 
 t.test('tokens at the upgrade: bad, alg none, HS512, expired → 401 and no socket', async (t) => {
-  const app = await appWith(t)
+  // every refusal here counts toward the address's lock: room for all of them
+  const app = await appWith(t, {}, { wsx: { handshake: { attempts: 20 } } })
   const claims = { sub: 'alice', exp: nowS() + 60 }
   const cases: Array<[string, string]> = [
     ['garbage', 'not-a-jwt'],

@@ -68,10 +68,11 @@ export interface WsxConnection<User = WsxUserOf> {
 /**
  * Any hook function Fastify accepts, used as a strategy (`authenticate`) or a `preHandler`:
  * `async (request, reply) => { ... }`, `(request, reply, done) => { ... }`, or what
- * `app.auth([...])` of @fastify/auth returns. One signature, as Fastify's own hook types:
- * a function that declares no `done` is awaited, one that declares it is called back.
+ * `app.auth([...])` of @fastify/auth returns. One signature, the same as Fastify's
+ * `onRequestHookHandler` (so a WsxHook is also a valid `onRequest` of an HTTP route): a
+ * function that declares no `done` is awaited, one that declares it is called back.
  */
-export type WsxHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => unknown
+export type WsxHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
 /** A permission: resolves true to allow. `msg.object` holds what `loadObject` loaded. */
 export type Permission<Obj = unknown> =
