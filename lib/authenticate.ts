@@ -63,7 +63,7 @@ export async function runAuthentication (route: RouteContext, request: FastifyRe
     status: outcome.ok ? 200 : statusOf(outcome),
     headers: shim.capturedHeaders(),
     payload: shim.payload,
-    fault: !outcome.ok && isFault(outcome) ? outcome.error ?? new Error('strategy failed') : undefined
+    fault: !outcome.ok && isFault(outcome) ? outcome.error ?? new Error(`a strategy threw ${String(outcome.error)}`) : undefined
   }
   const r = request as { cookies?: unknown, session?: unknown }
   if (r.cookies !== undefined) result.cookies = r.cookies
