@@ -5,7 +5,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
 import { connect, type TestClient } from '../lib/testing.js'
-import { action, Type } from '../index.js'
+import { action, Type, type WsxHook } from '../index.js'
 
 /** The HTTP status a refused upgrade answered, or 0 when it was accepted. */
 async function statusOf (p: Promise<TestClient>): Promise<number> {
@@ -98,13 +98,15 @@ t.test('a strategy declared as a scope decorator is used unchanged', async (t) =
   const app = await build(t)
   app.register(async (scope) => {
     scope.decorate('authenticate', async function (request: { jwtVerify: () => Promise<unknown> }) { await request.jwtVerify() })
+    // Fastify's typed accessor: no cast needed to pass a decorator as a strategy
+    const authenticate = scope.getDecorator<WsxHook>('authenticate')
     scope.wsx.route({
       url: '/ws',
-      authenticate: [(scope as unknown as { authenticate: typeof verifyJwt }).authenticate],
+      authenticate: [authenticate],
       actions: { 'who.ami': action({ handler: async (_msg, conn) => ({ sub: conn.user.sub }) }) }
     })
     // the very same function protects an HTTP route of the scope
-    scope.get('/me', { onRequest: [(scope as unknown as { authenticate: never }).authenticate] }, async (request) => ({ sub: (request.user as { sub: string }).sub }))
+    scope.get('/me', { onRequest: [authenticate] }, async (request) => ({ sub: (request.user as { sub: string }).sub }))
   }, { prefix: '/api' })
   const token = tokenFor(app, 'alice')
   const http = await app.inject({ url: '/api/me', headers: { authorization: `Bearer ${token}` } })
