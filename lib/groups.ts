@@ -221,9 +221,11 @@ export class GroupRegistry {
       const first = held.find(([, meta]) => meta.epoch === read.epoch)
       t.last = first ? Math.min(read.top, first[1].offset! - 1) : read.top
     } else if (read.epoch !== t.epoch || read.tooMany || (read.top > t.last && read.events[0]?.offset !== t.last + 1)) {
+      // not covered: members are told to refetch; the live frames held meanwhile still go out
       covered = false
       t.epoch = read.epoch
-      t.last = read.top
+      const first = held.find(([, meta]) => meta.epoch === read.epoch)
+      t.last = first ? Math.min(read.top, first[1].offset! - 1) : read.top
     } else {
       covered = true
       for (const event of read.events) {

@@ -1,0 +1,82 @@
+// The registry's side of history: a hole in a group's offsets (an event lost between the
+// store and this instance) is filled from the history before later events go out; a hole
+// the history no longer covers is reported once, and later events still flow. Real bus
+// (in-process mqemitter) and real in-memory history; the fan-out drops chosen offsets, as a
+// lossy link would.
+import { test } from 'tap'
+import { Bus } from '../lib/bus.js'
+import { GroupRegistry, type Member } from '../lib/groups.js'
+import { MemoryHistory, compileHistory } from '../lib/history.js'
+import { historyHead } from '../lib/envelope.js'
+import { waitFor } from './helpers/history.js'
+
+function setup (t: { teardown (fn: () => unknown): void }) {
+  const bus = new Bus()
+  const registry = new GroupRegistry(bus, 10)
+  const dropped = new Set<number>()
+  const store = new MemoryHistory(async (group, frame, meta) => {
+    if (!dropped.has(meta.offset)) await bus.publish(group, frame, meta)
+  })
+  const lost: string[][] = []
+  registry.history = { store, onLost: (groups) => lost.push(groups) }
+  const got: Array<number | undefined> = []
+  const member: Member = { id: 'm1', groupSet: new Set(), deliver: (_frame, _group, offset) => { got.push(offset) } }
+  const cfg = compileHistory({ size: 5, ttl: '1m' }, 'test')
+  const publish = (n: number) => store.publish('g', cfg, historyHead('e', { n }, { group: 'g' }))
+  t.teardown(async () => { await store.close(); await bus.close() })
+  return { registry, dropped, lost, got, member, cfg, publish }
+}
+
+test('a hole in the offsets is filled from the history, in order, before later events', async (t) => {
+  const { registry, dropped, lost, got, member, cfg, publish } = setup(t)
+  await registry.join(member, 'g', cfg)
+  await publish(1)
+  dropped.add(2)
+  dropped.add(3)
+  await publish(2)
+  await publish(3)
+  await publish(4)
+  await publish(5)
+  await waitFor('every event', () => got.length >= 5)
+  t.strictSame(got, [1, 2, 3, 4, 5])
+  t.strictSame(lost, [], 'nothing reported: the history covered it')
+})
+
+test('a hole larger than the history is reported once; the live events keep flowing', async (t) => {
+  const { registry, dropped, lost, got, member, cfg, publish } = setup(t)
+  await registry.join(member, 'g', cfg)
+  await publish(1)
+  for (let n = 2; n <= 12; n++) dropped.add(n)
+  for (let n = 2; n <= 13; n++) await publish(n)
+  await publish(14)
+  await waitFor('the report', () => lost.length > 0)
+  await waitFor('live events', () => got.includes(14))
+  t.strictSame(lost, [['g']])
+  t.strictSame(got, [1, 13, 14], 'the triggering event and later ones still go out')
+})
+
+test('after an outage, healAll heals history groups and returns the others', async (t) => {
+  const { registry, dropped, got, member, cfg, publish } = setup(t)
+  await registry.join(member, 'g', cfg)
+  const plain: Member = { id: 'm2', groupSet: new Set(), deliver: () => {} }
+  await registry.join(plain, 'plain')
+  await publish(1)
+  dropped.add(2)
+  await publish(2)
+  await waitFor('first', () => got.length === 1)
+  t.strictSame(registry.healAll(['g', 'plain', 'unknown']), ['plain'])
+  await waitFor('healed', () => got.length === 2)
+  t.strictSame(got, [1, 2])
+})
+
+test('in memory, events expire ttl after the last one; the epoch and offsets stay', async (t) => {
+  const store = new MemoryHistory(async () => {})
+  t.teardown(() => store.close())
+  const cfg = compileHistory({ size: 10, ttl: 100 }, 'test')
+  const first = await store.publish('g', cfg, historyHead('e', {}, { group: 'g' }))
+  await store.publish('g', cfg, historyHead('e', {}, { group: 'g' }))
+  t.match(await store.read('g', cfg, 0, 10), { epoch: first.epoch, top: 2, events: [{ offset: 1 }, { offset: 2 }] })
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.match(await store.read('g', cfg, 0, 10), { epoch: first.epoch, top: 2, events: [] }, 'expired events are gone')
+  t.match(await store.publish('g', cfg, historyHead('e', {}, { group: 'g' })), { epoch: first.epoch, offset: 3 }, 'offsets go on')
+})
