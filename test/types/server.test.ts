@@ -61,6 +61,19 @@ async function checks (): Promise<void> {
   // @ts-expect-error route options are checked
   app.wsx.route({ url: '/x', actions: {}, nope: true })
   use(conns)
+
+  // history: on groups and channels, typed options; the server reads it back
+  app.wsx.group('room:*', { history: { size: 100, ttl: '5m', maxReplay: 50 } })
+  // @ts-expect-error size is a number
+  app.wsx.group('feed:*', { history: { size: '100', ttl: '5m' } })
+  // @ts-expect-error ttl is required
+  app.wsx.group('feed:*', { history: { size: 100 } })
+  const withHistory = defineChannel({ params: Type.Object({ id: Type.String() }), history: { size: 10, ttl: 60_000 } })
+  use(withHistory)
+  const snapshot = await app.wsx.history('room:general', { last: 10 })
+  const offsets: number[] = snapshot.events.map((e) => e.offset)
+  const epoch: string = snapshot.epoch
+  use(offsets, epoch)
 }
 
 /** Marks values as used (the checks are their types). */
