@@ -155,3 +155,37 @@ test('Redis: a frozen Redis (an outage shorter than the history) heals with no s
   await new Promise((resolve) => setTimeout(resolve, 300))
   assertHealed(t, [alice, bob], last)
 })
+
+test('Redis, two instances: a channel subscription recovers on the other instance', async (t) => {
+  const setup = await instances(t, 2)
+  if (!setup) return
+  const [a, b] = setup.apps as [FastifyInstance, FastifyInstance]
+  const { client: first } = await joinRoom(a, '/ws/room/general', 'alice')
+  const sub = await first.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' } })
+  t.match(sub.data, { subscribed: true, offset: 0 })
+  await b.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n: 1 })
+  const item = await first.next('feed.item', 5000)
+  t.match(item, { channel: 'feed', offset: 1 })
+  await first.close()
+  for (let n = 2; n <= 6; n++) await a.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n })
+  const { client } = await joinRoom(b, '/ws/room/general', 'alice')
+  t.match(await client.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' }, recover: { offset: 1, epoch: item.epoch } }),
+    { ok: true, data: { subscribed: true, recovered: true, offset: 6, epoch: item.epoch } })
+  await waitFor('replay', () => client.frames.filter((f) => f.action === 'feed.item').length >= 5)
+  t.strictSame(client.frames.filter((f) => f.action === 'feed.item').map((f) => f.offset), [2, 3, 4, 5, 6])
+})
+
+test('Redis stopped: a broadcast to a history group rejects with a coded error, and a recovery answers recovered: false', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis) return
+  if (!redis.owned) { t.comment('needs a private redis-server (REDIS_URL given): skipped'); return }
+  // presence off: its own Redis write would fail the join first
+  const a = await historyApp(t, { redis: redis.url, namespace: 'histtest', presence: false })
+  const { client, joined } = await joinRoom(a, '/ws/room/general', 'alice')
+  const epoch = (joined.data as { epoch: string }).epoch
+  await redis.stop()
+  await t.rejects(a.wsx.broadcast('room:general', 'chat.message', { n: 1 }), { code: 'WSX_ERR_BUS_UNAVAILABLE' })
+  // the join waits for the bus acknowledgement (up to 2 s) before the history is read
+  t.match(await client.request('channel.subscribe', { channel: 'feed', params: { topic: 'x' }, recover: { offset: 0, epoch } }, { timeoutMs: 10_000 }),
+    { ok: true, data: { subscribed: true, recovered: false } }, 'the history cannot be read: no position, refetch')
+})
