@@ -107,8 +107,8 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   #ready: Deferred<ReadyInfo> = deferred()
   #closed: Deferred<void> = deferred()
 
-  constructor (url: string, opts: ClientOptions = {}) {
-    this.url = url
+  constructor (url: string, opts: ClientOptions<R> = {}) {
+    this.url = buildUrl(url, opts.params as Record<string, unknown> | undefined, opts.query as Record<string, unknown> | undefined)
     const WebSocketImpl = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (typeof WebSocketImpl !== 'function') {
       throw new TypeError('fastify-wsx/client: no WebSocket available; pass opts.WebSocket (in Node 20: `import { WebSocket } from \'ws\'`)')
@@ -157,7 +157,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
    * Rejects with a {@link WsxClientError}: the server's `code`, or `timeout` / `closed`.
    * @example const msg = await client.request('chat.send', { text: 'hi' })
    */
-  request<K extends ActionName<R>> (action: K, ...args: RequestArgs<R, K>): Promise<ReplyData<R, K>> {
+  request<K extends ActionName<R>> (action: K, ...args: NoInfer<RequestArgs<R, K>>): Promise<NoInfer<ReplyData<R, K>>> {
     const [data, options] = args as [unknown, RequestOptions | undefined]
     return this.#call(action, data, options, true) as Promise<ReplyData<R, K>>
   }
@@ -188,7 +188,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
    * reconnect until `unsubscribe()`. `listener` gets the events of this subscription only;
    * `on(event)` listeners get them too, with `channel` and `params` in their meta.
    */
-  async subscribe<C extends ChannelName<R>> (channel: C, params: ChannelParams<R, C>, listener?: (event: ChannelEvent<R, C>) => void): Promise<Subscription<C, ChannelParams<R, C>>> {
+  async subscribe<C extends ChannelName<R>> (channel: C, params: NoInfer<ChannelParams<R, C>>, listener?: (event: NoInfer<ChannelEvent<R, C>>) => void): Promise<Subscription<C, ChannelParams<R, C>>> {
     const key = subscriptionKey(channel, params)
     if (!this.#subscriptions.has(key)) {
       const asked = this.#positions.get(key)
@@ -639,8 +639,26 @@ export class WsxClient<R extends RouteShape = RouteShape> {
  * const client = createClient<typeof chatRoute>('wss://example.com/ws/chat/general', { token: () => getToken() })
  * const reply = await client.request('chat.send', { text: 'hello' }) // typed from the route
  */
-export function createClient<R extends RouteShape = RouteShape> (url: string, opts?: ClientOptions): WsxClient<R> {
+export function createClient<R extends RouteShape = RouteShape> (url: string, opts?: ClientOptions<NoInfer<R>>): WsxClient<R> {
   return new WsxClient<R>(url, opts)
+}
+
+/**
+ * `wss://host/ws/chat/:room` + `{ room: 'a b' }` → `wss://host/ws/chat/a%20b`, plus the query.
+ * A `:name` left without a value is refused: the server would answer 404 or 400.
+ */
+function buildUrl (url: string, params?: Record<string, unknown>, query?: Record<string, unknown>): string {
+  const [base = '', search] = url.split('?', 2) as [string, string | undefined]
+  const schemeEnd = base.indexOf('//') + 2
+  const path = base.slice(schemeEnd).replace(/:([A-Za-z0-9_]+)/g, (whole, name: string) => {
+    const value = params?.[name]
+    if (value === undefined || value === null) throw new TypeError(`fastify-wsx/client: the URL needs params.${name}`)
+    return encodeURIComponent(String(value))
+  })
+  const extra = Object.entries(query ?? {}).filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+  const qs = [search, ...extra].filter(Boolean).join('&')
+  return base.slice(0, schemeEnd) + path + (qs ? `?${qs}` : '')
 }
 
 // --- helpers ------------------------------------------------------------------------------

@@ -1,25 +1,40 @@
 // Types of the client, derived from a server route definition by inference alone. Every
 // import here is `import type`: nothing of the server reaches the browser bundle.
-import type { Static, TSchema } from '@sinclair/typebox'
-import type { RouteOptions } from '../types/options.js'
 import type { AnyAction, AnyChannel, AuthVia } from '../types/route.js'
+import type { StaticOf, WsxSchema } from '../types/schema.js'
 import type { WsxClientError } from './errors.js'
 
 /**
  * What the client reads from a route definition: its actions, events and channels. Any
  * `typeof route` of a `defineRoute()` result fits, as does a hand-written type of the same shape.
  */
-export type RouteShape = Pick<RouteOptions<Record<string, AnyAction>, Record<string, AnyChannel>, Record<string, TSchema>>, 'actions' | 'channels' | 'events'>
+export interface RouteShape {
+  actions: Record<string, AnyAction>
+  channels?: Record<string, AnyChannel>
+  events?: Record<string, WsxSchema>
+  schema?: { params?: WsxSchema, querystring?: WsxSchema }
+}
+
+type RouteSchema<R, Part extends string> = Field<Field<R, 'schema'>, Part>
+/** The route's path params, from its `schema.params`: what `params` fills `:name` segments with. */
+export type RouteParams<R> = StaticOr<RouteSchema<R, 'params'>, Record<string, string | number>>
+/** The route's querystring, from its `schema.querystring`. */
+export type RouteQuery<R> = StaticOr<RouteSchema<R, 'querystring'>, Record<string, string | number | boolean>>
 
 /** The value of key `P` of `T` (required or optional) without `undefined`; `unknown` when absent. */
 type Field<T, P extends string> = T extends { [Q in P]?: infer V } ? Exclude<V, undefined> : never
 /** `T[K]` when `K` is a key of `T`, else `never`. */
 type Get<T, K> = K extends keyof T ? T[K] : never
 /** `Static<S>` when `S` is a schema, else `Fallback` (no schema declared). */
-type StaticOr<S, Fallback> = [S] extends [never] ? Fallback : [S] extends [TSchema] ? Static<S> : Fallback
-type IsSchema<S> = [S] extends [never] ? false : [S] extends [TSchema] ? true : false
+type StaticOr<S, Fallback> = [S] extends [never] ? Fallback
+  // an untyped client (`any` action): anything goes, as before
+  : 0 extends (1 & S) ? S
+  // `WsxSchema` itself (a route shape, not a route): nothing specific to read
+    : [WsxSchema] extends [S] ? Fallback
+        : [S] extends [WsxSchema] ? StaticOf<S> : Fallback
+type IsSchema<S> = [S] extends [never] ? false : [S] extends [WsxSchema] ? true : false
 /** A map of schemas to a map of their static types. */
-type StaticMap<M> = M extends Record<string, TSchema> ? { [K in keyof M & string]: Static<M[K]> } : {}
+type StaticMap<M> = M extends Record<string, WsxSchema> ? { [K in keyof M & string]: StaticOf<M[K]> } : {}
 type KeysOfUnion<T> = T extends unknown ? keyof T : never
 type ValueOfUnion<T, K> = T extends unknown ? (K extends keyof T ? T[K] : never) : never
 
@@ -208,8 +223,12 @@ export interface ReconnectOptions {
   jitter?: number
 }
 
-/** Options of `createClient()`. */
-export interface ClientOptions {
+/** Options of `createClient()`; `params` and `query` are typed from the route's schemas. */
+export interface ClientOptions<R = RouteShape> {
+  /** Fills the URL's `:name` segments (URI-encoded), e.g. `{ room: 'general' }` for `/ws/chat/:room`. */
+  params?: RouteParams<R>
+  /** Appended to the URL as its query string (URI-encoded). */
+  query?: RouteQuery<R>
   /**
    * A token for the in-band handshake (`socket.authorize`), or a function returning one. A
    * function is called again for every handshake and on `socket.expired`. Not sent when the

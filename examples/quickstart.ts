@@ -1,7 +1,7 @@
 // The README quickstart, type-checked with the project: `npm run build && npx tsx examples/quickstart.ts`.
 import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
-import wsx, { Type, action } from 'fastify-wsx'
+import wsx, { Type } from 'fastify-wsx'
 
 declare module 'fastify' {
   interface FastifyInstance { authenticate: (request: FastifyRequest) => Promise<void> }
@@ -21,14 +21,20 @@ app.register(async (scope) => {
     url: '/ws/chat/:room',
     schema: { params: Type.Object({ room: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) }) },
     authenticate: [scope.authenticate], // the very function the HTTP routes use
-    actions: {
+    events: { 'chat.message': Type.Object({ room: Type.String(), user: Type.String(), text: Type.String() }) },
+    groups: (conn) => `room:${conn.params.room}`, // joined once authenticated
+    actions: (action) => ({
       'public.ping': action({ public: true, handler: async () => ({ pong: true }) }),
       'chat.send': action({
         request: Type.Object({ text: Type.String({ minLength: 1, maxLength: 4000 }) }),
-        response: Type.Object({ user: Type.String(), text: Type.String() }),
-        handler: async (msg, conn) => ({ user: conn.user.sub, text: msg.data.text })
+        response: Type.Object({ room: Type.String(), user: Type.String(), text: Type.String() }),
+        handler: async (msg, conn) => {
+          const message = { room: conn.params.room, user: conn.user.sub, text: msg.data.text }
+          await scope.wsx.broadcast(`room:${conn.params.room}`, 'chat.message', message, { exclude: conn })
+          return message
+        }
       })
-    }
+    })
   })
 }, { prefix: '/api' })
 

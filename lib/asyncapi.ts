@@ -2,7 +2,7 @@
 // per WebSocket route, a `send` operation (with its reply) per action, a `receive`
 // operation per server event. The document is derived, never hand-written, so it cannot
 // drift from what the server accepts.
-import type { TSchema } from '@sinclair/typebox'
+import type { WsxSchema } from '../types/schema.js'
 import { BuiltinAction, CloseCode, Detail, ErrorCode, MAX_ID_LENGTH, MAX_TRACE_ID_LENGTH, ServerEvent } from './protocol.js'
 import type { CompiledAction, CompiledChannel, RouteContext } from './route.js'
 
@@ -44,7 +44,7 @@ const closeMeanings: Record<number, string> = {
  * TypeBox schemas carry symbol keys (`[Kind]`, `[OptionalKind]`) and may hold functions in
  * unusual options; a JSON round trip keeps exactly the JSON Schema part.
  */
-export function toPlainSchema (schema: TSchema | undefined): JsonObject {
+export function toPlainSchema (schema: WsxSchema | undefined): JsonObject {
   if (schema === undefined) return { type: 'object' }
   return JSON.parse(JSON.stringify(schema)) as JsonObject
 }
@@ -135,7 +135,7 @@ function routeParameters (route: RouteContext): JsonObject {
     const pattern = typeof prop?.pattern === 'string' ? ` matching ${prop.pattern}` : ''
     params[name] = {
       description: `path parameter${pattern}`,
-      ...(prop && { 'x-wsx-schema': toPlainSchema(prop as TSchema) })
+      ...(prop && { 'x-wsx-schema': toPlainSchema(prop as WsxSchema) })
     }
   }
   return params
@@ -194,7 +194,7 @@ function addPosition (envelope: JsonObject, withGroup: boolean, required: boolea
   if (required) (envelope.required as string[]).push('offset', 'epoch')
 }
 
-function addEvent (b: Builder, name: string, schema: TSchema, channel?: CompiledChannel): void {
+function addEvent (b: Builder, name: string, schema: WsxSchema, channel?: CompiledChannel): void {
   const prefix = channel ? `channel.${channel.name}.` : 'event.'
   const envelope = eventEnvelope(name, toPlainSchema(schema), channel && { name: channel.name, params: toPlainSchema(channel.params) })
   // route events may go to groups with history; a channel's events carry positions exactly when it has history

@@ -334,7 +334,7 @@ export class Connection implements WsxConnection<unknown> {
     this.sendRaw(frame)
   }
 
-  send<K extends keyof WsxEventMap & string> (action: K, data: WsxEventMap[K]): boolean {
+  send<K extends keyof WsxEventMap & string> (action: K, data: NoInfer<WsxEventMap[K]>): boolean {
     this.core.checkEvent(action, data)
     return this.sendRaw(eventFrame(action, data))
   }

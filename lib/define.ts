@@ -1,11 +1,14 @@
 // Identity helpers whose only job is type inference: each action's `msg.data` and return
 // type come from its own TypeBox schemas, without classes or casts.
-import type { TSchema } from '@sinclair/typebox'
 import type { ActionOptions, AnyAction, AnyChannel, ChannelOptions, ReplyOf } from '../types/route.js'
-import type { RouteOptions } from '../types/options.js'
+import type { DefinedRoute, RouteOptions } from '../types/options.js'
+import { resolveDefinedRoute } from './route.js'
+import type { WsxSchema } from '../types/schema.js'
 
 /**
- * Declares one action with `data` and the reply typed from its schemas.
+ * Declares one action with `data` and the reply typed from its schemas. Inside a route,
+ * prefer the `action` that `actions: (action) => ({ ... })` hands over: it also types
+ * `conn.params`, `conn.query` and `conn.send` from the route.
  * @example
  * 'chat.send': action({
  *   request: Type.Object({ text: Type.String() }),
@@ -14,8 +17,8 @@ import type { RouteOptions } from '../types/options.js'
  * })
  */
 export function action<
-  Req extends TSchema | undefined = undefined,
-  Res extends TSchema | undefined = undefined,
+  Req extends WsxSchema | undefined = undefined,
+  Res extends WsxSchema | undefined = undefined,
   const Pub extends boolean = false,
   Obj = undefined,
   Ret extends ReplyOf<Res> = ReplyOf<Res>
@@ -25,7 +28,7 @@ export function action<
 }
 
 /** Declares a channel with `params` typed from its schema. */
-export function defineChannel<P extends TSchema, const E extends Record<string, TSchema> = Record<never, TSchema>> (def: ChannelOptions<P, E>): ChannelOptions<NoInfer<P>, NoInfer<E>> {
+export function defineChannel<P extends WsxSchema, const E extends Record<string, WsxSchema> = Record<never, WsxSchema>> (def: ChannelOptions<P, E>): ChannelOptions<NoInfer<P>, NoInfer<E>> {
   return def
 }
 
@@ -36,7 +39,9 @@ export function defineChannel<P extends TSchema, const E extends Record<string, 
 export function defineRoute<
   const A extends Record<string, AnyAction>,
   const C extends Record<string, AnyChannel> = Record<never, AnyChannel>,
-  const E extends Record<string, TSchema> = Record<never, TSchema>
-> (def: RouteOptions<A, C, E>): RouteOptions<A, C, E> {
-  return def
+  const E extends Record<string, WsxSchema> = Record<never, WsxSchema>,
+  P extends WsxSchema | undefined = undefined,
+  Q extends WsxSchema | undefined = undefined
+> (def: RouteOptions<A, C, E, P, Q>): DefinedRoute<A, C, E, P, Q> {
+  return resolveDefinedRoute(def as unknown as RouteOptions) as unknown as DefinedRoute<A, C, E, P, Q>
 }

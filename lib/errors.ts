@@ -13,7 +13,7 @@ export const errors = {
   WSX_ERR_ACTION_DUPLICATED: createError('WSX_ERR_ACTION_DUPLICATED', 'Action "%s" is declared twice on wsx route %s', 500, TypeError),
   WSX_ERR_ACTION_RESERVED: createError('WSX_ERR_ACTION_RESERVED', 'Action "%s" on wsx route %s is a built-in name', 500, TypeError),
   WSX_ERR_ACTION_INVALID: createError('WSX_ERR_ACTION_INVALID', 'Invalid action "%s" on wsx route %s: %s', 500, TypeError),
-  WSX_ERR_SCHEMA_NOT_TYPEBOX: createError('WSX_ERR_SCHEMA_NOT_TYPEBOX', 'The %s schema of "%s" on wsx route %s is not a TypeBox schema', 500, TypeError),
+  WSX_ERR_SCHEMA_NOT_TYPEBOX: createError('WSX_ERR_SCHEMA_NOT_TYPEBOX', 'The %s schema of "%s" on wsx route %s is not a TypeBox schema: build it with Type from fastify-wsx or @sinclair/typebox 0.34, or with Type from typebox 1.x', 500, TypeError),
   WSX_ERR_GROUP_NAME: createError('WSX_ERR_GROUP_NAME', 'Invalid group name "%s": 1-128 characters of [A-Za-z0-9_.:@-]', 400, TypeError),
   WSX_ERR_CHANNEL_INVALID: createError('WSX_ERR_CHANNEL_INVALID', 'Invalid channel "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_EVENT_INVALID: createError('WSX_ERR_EVENT_INVALID', 'The data of event "%s" does not match its declared schema: %s', 500, TypeError),

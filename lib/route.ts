@@ -2,7 +2,6 @@
 // map with compiled validators and serializers, strategy lists, throttles and the
 // prebuilt first frames. The hot path only reads fields from the result.
 import type { FastifyInstance } from 'fastify'
-import type { TSchema } from '@sinclair/typebox'
 import { errors } from './errors.js'
 import { ACTION_PATTERN, BuiltinAction, MAX_ACTION_LENGTH, ServerEvent } from './protocol.js'
 import { compileSerializer, compileValidator, isTypeBox, type Serializer, type Validator } from './validation.js'
@@ -14,6 +13,7 @@ import { compileHistory, type HistoryConfig } from './history.js'
 import { defaultCredentials, type CredentialSettings } from './credentials.js'
 import type { AnyAction, AnyChannel, ThrottleOptions, WsxHook, Permission } from '../types/route.js'
 import type { HandshakeOptions, RouteOptions } from '../types/options.js'
+import type { WsxSchema } from '../types/schema.js'
 import type { WsxConnection, WsxMessage } from '../types/route.js'
 
 export interface CompiledThrottle {
@@ -37,26 +37,32 @@ export interface CompiledAction {
   handler: AnyAction['handler']
   summary?: string
   description?: string
-  request?: TSchema
-  response?: TSchema
+  request?: WsxSchema
+  response?: WsxSchema
 }
 
 export interface CompiledChannel {
   name: string
-  params: TSchema
+  params: WsxSchema
   validate: Validator
   authorize: AnyChannel['authorize'] | null
   group: (params: Record<string, unknown>) => string
   /** bounded history with offsets and recovery (docs/protocol.md) */
   history: HistoryConfig | null
-  events?: Record<string, TSchema>
+  events?: Record<string, WsxSchema>
   summary?: string
+}
+
+/** Route options with `actions` / `channels` factories already run: plain maps. */
+export type ResolvedRouteOptions = Omit<RouteOptions, 'actions' | 'channels'> & {
+  actions: Record<string, AnyAction>
+  channels?: Record<string, AnyChannel>
 }
 
 export interface RouteContext {
   url: string
   instance: FastifyInstance
-  options: RouteOptions
+  options: ResolvedRouteOptions
   actions: Map<string, CompiledAction>
   publicNames: string[]
   /** strategies tried at the upgrade (handshake-only ones left out) */
@@ -102,7 +108,7 @@ function asArray<T> (value: T | T[] | undefined | null): T[] {
   return Array.isArray(value) ? value : [value]
 }
 
-function checkSchema (schema: unknown, part: string, action: string, url: string): TSchema | null {
+function checkSchema (schema: unknown, part: string, action: string, url: string): WsxSchema | null {
   if (schema === undefined) return null
   if (!isTypeBox(schema)) throw new errors.WSX_ERR_SCHEMA_NOT_TYPEBOX(part, action, url)
   return schema
@@ -222,13 +228,67 @@ function compileCredentials (value: RouteOptions['credentials'], url: string): C
   return settings
 }
 
+// `actions: (action) => ({ ... })` and `channels: (channel) => ({ ... })` exist for the type
+// checker (the helpers they receive carry the route's types); at runtime both helpers are
+// identities, so a factory is simply called once, at boot.
+const identity = <T>(def: T): T => def
+
+/** What `actions: (action, route) => ...` gets as `route`: sends, checked against the route's events at compile time. */
+export interface SendersLike {
+  broadcast: (...args: never[]) => Promise<void>
+  publish: (...args: never[]) => Promise<void>
+  sendToUser: (...args: never[]) => Promise<number>
+}
+
+export function resolveFactories (opts: RouteOptions, senders: SendersLike): ResolvedRouteOptions {
+  if (typeof opts !== 'object' || opts === null) return opts
+  const { actions, channels } = opts
+  if (typeof actions !== 'function' && typeof channels !== 'function') return opts as unknown as ResolvedRouteOptions
+  const resolved = { ...opts } as unknown as ResolvedRouteOptions
+  if (typeof actions === 'function') resolved.actions = (actions as (a: typeof identity, s: SendersLike) => Record<string, AnyAction>)(identity, senders)
+  if (typeof channels === 'function') resolved.channels = (channels as (c: typeof identity) => Record<string, AnyChannel>)(identity)
+  return resolved
+}
+
+const kBindSenders = Symbol('fastify-wsx.bindSenders')
+
+/**
+ * `defineRoute()` runs the factories before any app exists: its `route` argument forwards to
+ * the app the route is registered on (the last one, when a definition is registered twice).
+ */
+export function resolveDefinedRoute (opts: RouteOptions): ResolvedRouteOptions {
+  let bound: SendersLike | null = null
+  const target = (): SendersLike => {
+    if (bound) return bound
+    throw new errors.WSX_ERR_NOT_READY('this route is not registered yet: pass it to scope.wsx.route() first')
+  }
+  const late: SendersLike = {
+    broadcast: (...args) => target().broadcast(...args),
+    publish: (...args) => target().publish(...args),
+    sendToUser: (...args) => target().sendToUser(...args)
+  }
+  const resolved = resolveFactories(opts, late)
+  if (typeof resolved !== 'object' || resolved === null) return resolved
+  const definition = resolved === (opts as unknown) ? { ...resolved } : resolved
+  Object.defineProperty(definition, kBindSenders, { value: (senders: SendersLike) => { bound = senders }, enumerable: false })
+  return definition
+}
+
+function bindDefinedRoute (opts: RouteOptions, senders: SendersLike): ResolvedRouteOptions | null {
+  const bind = (opts as unknown as Record<symbol, ((s: SendersLike) => void) | undefined>)?.[kBindSenders]
+  if (typeof bind !== 'function') return null
+  bind(senders)
+  return opts as unknown as ResolvedRouteOptions
+}
+
 /** Checks route options and compiles the route; throws coded errors at boot. */
-export function compileRoute (instance: FastifyInstance, opts: RouteOptions, fullUrl: string, config: WsxConfig): RouteContext {
-  if (typeof opts !== 'object' || opts === null) throw new errors.WSX_ERR_ROUTE_INVALID('(unknown)', 'options must be an object')
+export function compileRoute (instance: FastifyInstance, routeOpts: RouteOptions, fullUrl: string, config: WsxConfig, senders: SendersLike): RouteContext {
+  if (typeof routeOpts !== 'object' || routeOpts === null) throw new errors.WSX_ERR_ROUTE_INVALID('(unknown)', 'options must be an object')
   const url = fullUrl
-  for (const key of Object.keys(opts)) {
+  for (const key of Object.keys(routeOpts)) {
     if (!routeOptionKeys.has(key)) throw new errors.WSX_ERR_ROUTE_UNKNOWN_OPTION(key, url)
   }
+  const opts = bindDefinedRoute(routeOpts, senders) ?? resolveFactories(routeOpts, senders)
   if (typeof opts.actions !== 'object' || opts.actions === null) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'actions must be an object')
 
   const actions = new Map<string, CompiledAction>()

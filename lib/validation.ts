@@ -2,7 +2,8 @@
 // (@fastify/ajv-compiler for validation, fast-json-stringify for serialization).
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
-import { KindGuard, type TSchema } from '@sinclair/typebox'
+import { KindGuard } from '@sinclair/typebox'
+import type { WsxSchema } from '../types/schema.js'
 
 export interface SchemaError { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
 export type Validator = ((data: unknown) => boolean) & { errors?: SchemaError[] | null }
@@ -31,15 +32,22 @@ const buildValidatorCompiler = AjvCompiler()({}, { customOptions: messageAjvOpti
   (route: { schema: unknown, method: string, url: string, httpPart: string }) => Validator
 const buildSerializerCompiler = SerializerSelector()({}, {}) as (route: { schema: unknown, method: string, url: string, httpStatus: string }) => Serializer
 
-export function isTypeBox (schema: unknown): schema is TSchema {
-  return KindGuard.IsSchema(schema)
+/**
+ * A schema of either TypeBox line: `@sinclair/typebox` 0.34 marks its types with the `Kind`
+ * symbol, `typebox` 1.x with a non-enumerable `~kind` string. Both are plain JSON Schema for
+ * Ajv and fast-json-stringify; a bare JSON Schema is refused because nothing could infer
+ * its types.
+ */
+export function isTypeBox (schema: unknown): schema is WsxSchema {
+  if (KindGuard.IsSchema(schema)) return true
+  return typeof schema === 'object' && schema !== null && typeof (schema as Record<string, unknown>)['~kind'] === 'string'
 }
 
-export function compileValidator (schema: TSchema, name: string): Validator {
+export function compileValidator (schema: WsxSchema, name: string): Validator {
   return buildValidatorCompiler({ schema, method: 'WS', url: name, httpPart: 'body' })
 }
 
-export function compileSerializer (schema: TSchema, name: string): Serializer {
+export function compileSerializer (schema: WsxSchema, name: string): Serializer {
   return buildSerializerCompiler({ schema, method: 'WS', url: name, httpStatus: '200' })
 }
 

@@ -1,7 +1,6 @@
 // `app.wsx`: the decorator every scope sees. It is a getter, so `scope.wsx.route()`
 // declares the route in *that* encapsulated context (its decorators, hooks, prefix).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { TSchema } from '@sinclair/typebox'
 import type { WebSocket } from 'ws'
 import type { Core } from '../lib/core.js'
 import type { Bus } from '../lib/bus.js'
@@ -15,10 +14,11 @@ import { errors } from '../lib/errors.js'
 import { CloseCode } from '../lib/protocol.js'
 import { assertGroupName } from '../lib/groups.js'
 import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from './upgrade.js'
-import type { RouteOptions } from '../types/options.js'
+import type { BroadcastOptions, DefinedRoute, RouteEventMap, RouteOptions, RouteSenders } from '../types/options.js'
 import type { LockInfo } from '../lib/auth-lock.js'
-import type { AnyAction, AnyChannel, WsxConnection } from '../types/route.js'
+import type { AnyAction, AnyChannel, EventDataMap, SomeConnection } from '../types/route.js'
 import type { WsxEventMap } from '../types/registry.js'
+import type { WsxSchema } from '../types/schema.js'
 import type { WsxStatsSnapshot } from '../lib/stats.js'
 import { buildAsyncApi, type AsyncApiOptions } from '../lib/asyncapi.js'
 
@@ -31,11 +31,6 @@ export interface WsxShared {
   request: (kind: string, payload: Record<string, unknown>) => Promise<number>
 }
 
-export interface BroadcastOptions {
-  /** a connection (or its id) that should not receive it: exclude-sender */
-  exclude?: WsxConnection<unknown> | string
-}
-
 /** What `app.wsx.history()` reads: the history's position and its newest events, oldest first. */
 export interface HistorySnapshot {
   epoch: string
@@ -44,8 +39,17 @@ export interface HistorySnapshot {
   events: Array<{ offset: number, action: string, data: unknown }>
 }
 
-/** The route handle `app.wsx.route()` returns: the options, typed, for clients and docs. */
-export type WsxRoute<R> = R
+/**
+ * What `scope.wsx.route()` returns: the route's options (so `typeof route` types the client)
+ * and `broadcast` / `publish` / `sendToUser` typed from the route's and its channels' `events`.
+ */
+export type WsxRoute<
+  A extends Record<string, AnyAction> = Record<string, AnyAction>,
+  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
+  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
+  P extends WsxSchema | undefined = WsxSchema | undefined,
+  Q extends WsxSchema | undefined = WsxSchema | undefined
+> = DefinedRoute<A, C, E, P, Q> & RouteSenders<RouteEventMap<E, C>, C>
 
 export class WsxFacade {
   private readonly instance: FastifyInstance
@@ -61,12 +65,16 @@ export class WsxFacade {
    * @example
    * scope.wsx.route({ url: '/ws/chat/:room', authenticate: [scope.authenticate], actions: { 'chat.send': action({ ... }) } })
    */
-  route<const A extends Record<string, AnyAction>, const C extends Record<string, AnyChannel> = Record<never, AnyChannel>, const E extends Record<string, TSchema> = Record<never, TSchema>> (
-    opts: RouteOptions<A, C, E>
-  ): RouteOptions<A, C, E> {
+  route<
+    const A extends Record<string, AnyAction>,
+    const C extends Record<string, AnyChannel> = Record<never, AnyChannel>,
+    const E extends Record<string, WsxSchema> = Record<never, WsxSchema>,
+    P extends WsxSchema | undefined = undefined,
+    Q extends WsxSchema | undefined = undefined
+  > (opts: RouteOptions<A, C, E, P, Q>): WsxRoute<A, C, E, P, Q> {
     const { core } = this.shared
     const fullUrl = joinUrl(this.instance.prefix, opts?.url)
-    const route = compileRoute(this.instance, opts as unknown as RouteOptions, fullUrl, core.config)
+    const route = compileRoute(this.instance, opts as unknown as RouteOptions, fullUrl, core.config, routeSenders(this))
     for (const channel of route.channels.values()) {
       if (channel.history && !core.historyStore) throw new errors.WSX_ERR_HISTORY_UNSUPPORTED(`channel ${channel.name} on ${fullUrl}`)
     }
@@ -89,14 +97,14 @@ export class WsxFacade {
         conn.start(stash[kUpgradeUser], stash[kUpgradeLock] as LockInfo | undefined)
       }
     } as never)
-    return opts
+    return routeHandle(route.options, this) as unknown as WsxRoute<A, C, E, P, Q>
   }
 
   /**
    * Declares a route with no envelope: the handler drives the socket (receive / iterate /
    * send text, bytes, JSON; close with a code). Runs the scope's hooks at the upgrade.
    */
-  socket (url: string, handler: (this: FastifyInstance, socket: WsxSocket) => unknown, opts: { schema?: { params?: TSchema, querystring?: TSchema } } = {}): void {
+  socket (url: string, handler: (this: FastifyInstance, socket: WsxSocket) => unknown, opts: { schema?: { params?: WsxSchema, querystring?: WsxSchema } } = {}): void {
     const core = this.shared.core
     const log = this.instance.log
     const fullUrl = joinUrl(this.instance.prefix, url)
@@ -145,7 +153,7 @@ export class WsxFacade {
    * In a group with history, the event is stored first and carries its `offset` and `epoch`.
    * @example await app.wsx.broadcast('room:general', 'chat.message', { text: 'hi' })
    */
-  broadcast<K extends keyof WsxEventMap & string> (group: string, action: K, data: WsxEventMap[K], opts: BroadcastOptions = {}): Promise<void> {
+  broadcast<K extends keyof WsxEventMap & string> (group: string, action: K, data: NoInfer<WsxEventMap[K]>, opts: BroadcastOptions = {}): Promise<void> {
     assertGroupName(group)
     const core = this.shared.core
     core.checkEvent(action, data)
@@ -157,7 +165,7 @@ export class WsxFacade {
   }
 
   /** Sends an event to a channel's subscribers; the frame carries `channel` and `params`. */
-  publish<K extends keyof WsxEventMap & string> (channel: string, params: Record<string, unknown>, action: K, data: WsxEventMap[K], opts: BroadcastOptions = {}): Promise<void> {
+  publish<K extends keyof WsxEventMap & string> (channel: string, params: Record<string, unknown>, action: K, data: NoInfer<WsxEventMap[K]>, opts: BroadcastOptions = {}): Promise<void> {
     const def = this.shared.channels.get(channel)
     if (!def) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'no route declares this channel')
     if (!def.validate(params)) throw new errors.WSX_ERR_CHANNEL_INVALID(channel, '(any)', 'params do not match the channel schema')
@@ -207,7 +215,7 @@ export class WsxFacade {
   }
 
   /** Pushes an event to every connection of a user (all devices), on every instance. */
-  async sendToUser<K extends keyof WsxEventMap & string> (user: string, action: K, data: WsxEventMap[K]): Promise<number> {
+  async sendToUser<K extends keyof WsxEventMap & string> (user: string, action: K, data: NoInfer<WsxEventMap[K]>): Promise<number> {
     this.shared.core.checkEvent(action, data)
     return this.shared.request('user-send', { user, frame: eventFrame(action, data) })
   }
@@ -234,8 +242,8 @@ export class WsxFacade {
   }
 
   /** Local connections on this instance (read-only view). */
-  get connections (): ReadonlySet<WsxConnection<unknown>> {
-    return this.shared.core.connections as unknown as ReadonlySet<WsxConnection<unknown>>
+  get connections (): ReadonlySet<SomeConnection> {
+    return this.shared.core.connections as unknown as ReadonlySet<SomeConnection>
   }
 
   /**
@@ -254,7 +262,7 @@ export class WsxFacade {
   /** Compiles the route's and its channels' event schemas, so sends can be checked. */
   private registerEvents (route: RouteContext): void {
     const validators = this.shared.core.eventValidators
-    const declared: Array<[string, TSchema]> = [
+    const declared: Array<[string, WsxSchema]> = [
       ...Object.entries(route.options.events ?? {}),
       ...[...route.channels.values()].flatMap((c) => Object.entries(c.events ?? {}))
     ]
@@ -277,6 +285,28 @@ export class WsxFacade {
       this.shared.channels.set(name, channel)
     }
   }
+}
+
+/** The facade's sends, under a route's types (what the route handle and `actions`' second argument carry). */
+function routeSenders (facade: WsxFacade): RouteSenders<EventDataMap, Record<string, AnyChannel>> {
+  return {
+    // the route's types are checked at compile time; the facade's are the app-wide registry's
+    broadcast: (group, action, data, o) => facade.broadcast(group, action as never, data as never, o),
+    publish: (channel, params, action, data, o) => facade.publish(channel, params as Record<string, unknown>, action as never, data as never, o),
+    sendToUser: (user, action, data) => facade.sendToUser(user, action as never, data as never)
+  }
+}
+
+/**
+ * The route handle: the options the app passed (copied, so the app's object stays as it
+ * was) plus the facade's sends. The sends are not enumerable: spreading a handle into
+ * another route's options copies options only.
+ */
+function routeHandle<R extends object> (opts: R, facade: WsxFacade): R & RouteSenders<EventDataMap, Record<string, AnyChannel>> {
+  const senders = routeSenders(facade)
+  const handle = { ...opts }
+  for (const [name, fn] of Object.entries(senders)) Object.defineProperty(handle, name, { value: fn, enumerable: false })
+  return handle as R & typeof senders
 }
 
 /**

@@ -1,6 +1,7 @@
-import type { TSchema } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
-import type { AnyAction, AnyChannel, ThrottleOptions, WsxConnection, WsxHook } from './route.js'
+import type { AnyAction, AnyChannel, EventDataMap, SomeConnection, RouteAction, RouteChannel, RouteTypes, ThrottleOptions, WsxConnection, WsxHook } from './route.js'
+import type { StaticOf, WsxSchema } from './schema.js'
+import type { WsxEventMap, WsxUserOf } from './registry.js'
 
 /** The in-band handshake (PROTOCOL §3). */
 export interface HandshakeOptions {
@@ -23,16 +24,80 @@ export interface ConnectionRateLimit {
   timeWindow?: number | string
 }
 
+/** The static type of a route's `schema.params` / `schema.querystring`; a plain record without one. */
+export type ParamsOf<S> = [S] extends [WsxSchema] ? StaticOf<S> : Record<string, unknown>
+
+/** A map of event schemas to a map of their static types. */
+export type StaticMap<M> = { [K in keyof M & string]: StaticOf<M[K]> }
+
+/** The channels of a route's `channels` (a map, or a `(channel) => map` function). */
+export type ChannelsOf<C> = C extends (...args: never[]) => infer R ? R : C
+/** The actions of a route's `actions` (a map, or an `(action) => map` function). */
+export type ActionsOf<A> = A extends (...args: never[]) => infer R ? R : A
+
+type ChannelEventMaps<C> = { [K in keyof ChannelsOf<C>]: ChannelsOf<C>[K] extends { events?: infer M } ? StaticMap<Exclude<M, undefined>> : {} }[keyof ChannelsOf<C>]
+type KeysOfUnion<T> = T extends unknown ? keyof T : never
+type ValueOfUnion<T, K> = T extends unknown ? (K extends keyof T ? T[K] : never) : never
+type MergeMaps<T> = { [K in KeysOfUnion<T> & string]: ValueOfUnion<T, K> }
+
+/**
+ * Event name → data over a route's `events` and its channels' `events` (a name declared in
+ * several places takes the union of their types). A route that declares no event at all
+ * falls back to the app-wide {@link WsxEventMap}.
+ */
+export type RouteEventMap<E, C = {}> = [KeysOfUnion<StaticMap<E> | ChannelEventMaps<C>>] extends [never]
+  ? WsxEventMap
+  : MergeMaps<StaticMap<E> | ChannelEventMaps<C>>
+
+/** What the actions of a route see: its params, query and events (its own and its channels'). */
+export type RouteTypesOf<E, C, P, Q> = RouteTypes<ParamsOf<P>, ParamsOf<Q>, RouteEventMap<E, C>>
+
+/** A route's connection as its route-level callbacks (`groups`, `onConnect`, ...) see it. */
+export type RouteConnection<E, C, P, Q> = WsxConnection<WsxUserOf, ParamsOf<P>, ParamsOf<Q>, RouteEventMap<E, C>>
+
+/** Options of `broadcast()` and `publish()`. */
+export interface BroadcastOptions {
+  /** a connection (or its id) that should not receive it: exclude-sender */
+  exclude?: SomeConnection | string
+}
+
+/** The params of channel `Ch` of a channel map: the static type of its `params` schema. */
+type ChannelParamsOf<Channels, Ch> = Ch extends keyof Channels ? Channels[Ch] extends { params: infer S } ? StaticOf<S> : never : never
+
+/**
+ * Sends typed from one route's events: the route handle `scope.wsx.route()` returns, and the
+ * second argument of `actions: (action, route) => ({ ... })` for use inside handlers.
+ */
+export interface RouteSenders<Events extends EventDataMap, Channels> {
+  /** Sends an event to every member of a group, on every instance. Serialized once. */
+  broadcast<K extends keyof Events & string>(group: string, action: K, data: NoInfer<Events[K]>, opts?: BroadcastOptions): Promise<void>
+  /** Sends an event to a channel's subscribers; the frame carries `channel` and `params`. */
+  publish<Ch extends keyof Channels & string, K extends keyof Events & string>(channel: Ch, params: NoInfer<ChannelParamsOf<Channels, Ch>>, action: K, data: NoInfer<Events[K]>, opts?: BroadcastOptions): Promise<void>
+  /** Pushes an event to every connection of a user (all devices), on every instance; resolves how many. */
+  sendToUser<K extends keyof Events & string>(user: string, action: K, data: NoInfer<Events[K]>): Promise<number>
+}
+
+/**
+ * `(helper) => map`. Declared as a method's type so that routes of different params and
+ * events stay assignable to one another (`Partial<RouteOptions>` spreads, route lists).
+ */
+type Factory<Helper, Result, Extra = never> = { bivarianceHack (helper: Helper, extra: Extra): Result }['bivarianceHack']
+
 /** Options of one WebSocket route declared with `app.wsx.route()`. */
 export interface RouteOptions<
   A extends Record<string, AnyAction> = Record<string, AnyAction>,
   C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
-  E extends Record<string, TSchema> = Record<string, TSchema>
+  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
+  P extends WsxSchema | undefined = WsxSchema | undefined,
+  Q extends WsxSchema | undefined = WsxSchema | undefined
 > {
   /** URL pattern, Fastify syntax (`/ws/chat/:room`); the plugin prefix applies. */
   url: string
-  /** Path params and querystring schemas, validated with coercion at the upgrade (400). */
-  schema?: { params?: TSchema, querystring?: TSchema }
+  /**
+   * Path params and querystring schemas, validated with coercion at the upgrade (400). They
+   * type `conn.params` / `conn.query` in the route's actions, channels and callbacks.
+   */
+  schema?: { params?: P, querystring?: Q }
   /**
    * Fastify hook functions `(request, reply)`, the same ones the app's HTTP routes use,
    * tried in order until one succeeds. A strategy wrapped in `handshakeOnly()` runs only
@@ -49,14 +114,26 @@ export interface RouteOptions<
   credentials?: { apiKeyHeader?: string | false, sessionCookie?: string | false }
   /** The in-band handshake; `false` requires authentication at the upgrade (401). @default enabled */
   handshake?: HandshakeOptions | false
-  /** The route's actions, by dotted name. Wrap each in `action()` for typed handlers. */
-  actions: A
-  /** Channel subscriptions (PROTOCOL §6). */
-  channels?: C
-  /** Server events the route sends, for the typed client and AsyncAPI. */
+  /**
+   * The route's actions, by dotted name: `(action, route) => ({ 'chat.send': action({ ... }) })`,
+   * so that each handler sees this route's typed `conn.params`, `conn.query` and `conn.send`,
+   * and `route.broadcast` / `publish` / `sendToUser` typed from its events; or a map of
+   * actions wrapped in the standalone `action()`.
+   */
+  actions: A | Factory<RouteAction<RouteTypesOf<E, C, P, Q>>, A, RouteSenders<RouteEventMap<E, C>, C>>
+  /**
+   * Channel subscriptions (README: Groups, channels and presence): a map of `defineChannel()` results, or
+   * `(channel) => ({ room: channel({ ... }) })` for `authorize` to see the route's typed
+   * `conn.params` (declare `channels` before `actions` then).
+   */
+  channels?: C | Factory<RouteChannel<RouteTypesOf<E, {}, P, Q>>, C>
+  /**
+   * Server events the route sends (TypeBox schemas): they type `conn.send` in the route's
+   * actions, the route handle's `broadcast`/`publish`/`sendToUser`, the typed client and AsyncAPI.
+   */
   events?: E
   /** Groups a connection joins once authenticated (e.g. from params). */
-  groups?: (conn: WsxConnection) => string | string[] | undefined
+  groups?: (conn: RouteConnection<E, C, P, Q>) => string | string[] | undefined
   /** Allowed browser origins; `'*'` allows any. @default the plugin's `origins` (same-origin) */
   origins?: string[] | '*'
   /** Refuse upgrades that carry no Origin header (non-browsers). @default false */
@@ -76,14 +153,26 @@ export interface RouteOptions<
    */
   msgpack?: boolean
   /** Called once the connection opened (after the first frame). */
-  onConnect?: (this: FastifyInstance, conn: WsxConnection) => unknown
+  onConnect?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q>) => unknown
   /** Called once the connection is authenticated (upgrade or handshake). */
-  onAuthenticated?: (this: FastifyInstance, conn: WsxConnection) => unknown
+  onAuthenticated?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q>) => unknown
   /** Called once the socket closed. */
-  onDisconnect?: (this: FastifyInstance, conn: WsxConnection, code: number) => unknown
+  onDisconnect?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q>, code: number) => unknown
   summary?: string
   description?: string
 }
+
+/**
+ * A route as `defineRoute()` and `scope.wsx.route()` return it: the options with `actions` and
+ * `channels` as plain maps (their factories already run), so `typeof route` types the client.
+ */
+export type DefinedRoute<
+  A extends Record<string, AnyAction> = Record<string, AnyAction>,
+  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
+  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
+  P extends WsxSchema | undefined = WsxSchema | undefined,
+  Q extends WsxSchema | undefined = WsxSchema | undefined
+> = Omit<RouteOptions<A, C, E, P, Q>, 'actions' | 'channels'> & { actions: A, channels?: C }
 
 /** An mqemitter-compatible emitter (mqemitter, mqemitter-redis, ...). */
 export interface WsxEmitter {

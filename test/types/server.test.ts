@@ -2,7 +2,7 @@
 // test: each `@ts-expect-error` fails the type check when its line stops being an error).
 import t from 'tap'
 import Fastify from 'fastify'
-import wsx, { Type, action, defineChannel, defineRoute, type WsxConnection } from '../../index.js'
+import wsx, { Type, action, defineChannel, defineRoute, type SomeConnection } from '../../index.js'
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function assertType<T extends true> (_ok?: T): void {}
@@ -53,11 +53,12 @@ async function checks (): Promise<void> {
 
   const route = defineRoute({ url: '/ws', authenticate: [async () => {}], actions: { 'chat.send': send }, channels: { room } })
   const declared = app.wsx.route(route)
-  assertType<Equals<typeof declared, typeof route>>()
+  // the handle keeps the route's options for the typed client
+  assertType<Equals<typeof declared.actions, typeof route.actions>>()
   use(declared)
 
   await app.wsx.broadcast('room:general', 'chat.message', { any: 'data' })
-  const conns: ReadonlySet<WsxConnection<unknown>> = app.wsx.connections
+  const conns: ReadonlySet<SomeConnection> = app.wsx.connections
   // @ts-expect-error route options are checked
   app.wsx.route({ url: '/x', actions: {}, nope: true })
   use(conns)
