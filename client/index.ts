@@ -649,8 +649,10 @@ export function createClient<R extends RouteShape = RouteShape> (url: string, op
  */
 function buildUrl (url: string, params?: Record<string, unknown>, query?: Record<string, unknown>): string {
   const [base = '', search] = url.split('?', 2) as [string, string | undefined]
-  const schemeEnd = base.indexOf('//') + 2
-  const path = base.slice(schemeEnd).replace(/:([A-Za-z0-9_]+)/g, (whole, name: string) => {
+  // the path starts after `scheme://host:port`: a port is not a param
+  const hostStart = base.indexOf('//') + 2
+  const pathStart = base.indexOf('/', hostStart) < 0 ? base.length : base.indexOf('/', hostStart)
+  const path = base.slice(pathStart).replace(/:([A-Za-z0-9_]+)/g, (whole, name: string) => {
     const value = params?.[name]
     if (value === undefined || value === null) throw new TypeError(`fastify-wsx/client: the URL needs params.${name}`)
     return encodeURIComponent(String(value))
@@ -658,7 +660,7 @@ function buildUrl (url: string, params?: Record<string, unknown>, query?: Record
   const extra = Object.entries(query ?? {}).filter(([, v]) => v !== undefined && v !== null)
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
   const qs = [search, ...extra].filter(Boolean).join('&')
-  return base.slice(0, schemeEnd) + path + (qs ? `?${qs}` : '')
+  return base.slice(0, pathStart) + path + (qs ? `?${qs}` : '')
 }
 
 // --- helpers ------------------------------------------------------------------------------

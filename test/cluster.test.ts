@@ -13,27 +13,28 @@ async function chatApp (t: Parameters<typeof build>[0], redisUrl: string): Promi
   const app = await build(t, { wsx: { redis: redisUrl, namespace: 'clustertest' } })
   app.wsx.route({
     url: '/ws/:room',
+    schema: { params: Type.Object({ room: Type.String() }) },
     authenticate: [verifyJwt],
-    groups: (conn) => `room:${String(conn.params.room)}`,
+    groups: (conn) => `room:${conn.params.room}`,
     channels: {
       feed: { params: Type.Object({ topic: Type.String({ pattern: '^[a-z]+$' }) }) }
     },
-    actions: {
+    actions: (action) => ({
       'chat.send': action({
         request: Type.Object({ text: Type.String() }),
         async handler (msg, conn) {
-          await this.wsx.broadcast(`room:${String(conn.params.room)}`, 'chat.message', { user: conn.user.sub, text: msg.data.text })
+          await this.wsx.broadcast(`room:${conn.params.room}`, 'chat.message', { user: conn.user.sub, text: msg.data.text })
           return { sent: true }
         }
       }),
       'room.presence': action({
-        async handler (_msg, conn) { return this.wsx.presence(`room:${String(conn.params.room)}`) }
+        async handler (_msg, conn) { return this.wsx.presence(`room:${conn.params.room}`) }
       }),
       'room.kick': action({
         request: Type.Object({ user: Type.String() }),
         async handler (msg) { return { closed: await this.wsx.disconnectUser(msg.data.user) } }
       })
-    }
+    })
   })
   await app.ready()
   return app

@@ -34,7 +34,7 @@ t.test('a prefixed scope: decorators as `this`, hooks at the upgrade, siblings u
       url: '/ws/:room',
       authenticate: [verifyJwt],
       schema: { params: Type.Object({ room: Type.String() }) },
-      actions: {
+      actions: (action) => ({
         'db.name': action({
           async handler (_msg, conn) {
             thisSeen.handler = this
@@ -44,18 +44,18 @@ t.test('a prefixed scope: decorators as `this`, hooks at the upgrade, siblings u
         'room.edit': action({
           async loadObject (_msg, conn) {
             thisSeen.loadObject = this
-            return this.db!.rooms[conn.params.room as string] ?? null
+            return this.db!.rooms[conn.params.room] ?? null
           },
           permissions: [function (msg, conn) {
             thisSeen.permission = this
-            return (msg.object as { owner: string } | null)?.owner === (conn.user as { sub: string }).sub
+            return msg.object?.owner === conn.user.sub
           }],
           preHandler: [async function (this: FastifyInstance) { thisSeen.preHandler = this }],
           handler: async (msg) => ({ object: msg.object })
         })
-      },
+      }),
       onConnect (conn) { thisSeen.onConnect = this; lifecycle.push(`connect ${conn.url}`) },
-      onAuthenticated (conn) { lifecycle.push(`authenticated ${(conn.user as { sub: string }).sub}`) },
+      onAuthenticated (conn) { lifecycle.push(`authenticated ${conn.user.sub}`) },
       onDisconnect (_conn, code) { lifecycle.push(`disconnect ${code}`) }
     })
   }, { prefix: '/tenant' })

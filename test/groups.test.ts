@@ -11,9 +11,10 @@ async function app (t: Parameters<typeof build>[0], wsx: WsxPluginOptions = {}):
   const a = await build(t, { wsx })
   a.wsx.route({
     url: '/ws/:room',
+    schema: { params: Type.Object({ room: Type.String() }) },
     authenticate: [verifyJwt],
-    groups: (conn) => `room:${String(conn.params.room)}`,
-    actions: {
+    groups: (conn) => `room:${conn.params.room}`,
+    actions: (action) => ({
       'group.join': action({
         request: Type.Object({ group: Type.String() }),
         handler: async (msg, conn) => { await conn.join(msg.data.group); return { groups: [...conn.groups] } }
@@ -23,9 +24,9 @@ async function app (t: Parameters<typeof build>[0], wsx: WsxPluginOptions = {}):
         handler: async (msg, conn) => { await conn.leave(msg.data.group); return { groups: [...conn.groups] } }
       }),
       'room.presence': action({
-        handler: async function (_msg, conn) { return this.wsx.presence(`room:${String(conn.params.room)}`) }
+        handler: async function (_msg, conn) { return this.wsx.presence(`room:${conn.params.room}`) }
       })
-    }
+    })
   })
   return a
 }

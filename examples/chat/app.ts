@@ -28,7 +28,7 @@ export const chatRoute = defineRoute({
   summary: 'A chat room',
   schema: { params: Type.Object({ room: Room }) },
   authenticate: [authenticate],
-  groups: (conn) => `room:${String(conn.params.room)}`,
+  groups: (conn) => `room:${conn.params.room}`,
   events: { 'chat.message': ChatMessage },
   channels: {
     room: defineChannel({
@@ -42,7 +42,8 @@ export const chatRoute = defineRoute({
       history: { size: 100, ttl: '10m' }
     })
   },
-  actions: {
+  // the route's own action(): conn.params.room is a string, route.broadcast/publish take its events
+  actions: (action, route) => ({
     'public.ping': action({
       public: true,
       summary: 'Liveness check, allowed before authentication',
@@ -61,11 +62,11 @@ export const chatRoute = defineRoute({
       // replaced per app by buildDemo with the configured limit
       throttle: { max: 5, timeWindow: 10_000 },
       async handler (msg, conn) {
-        const room = String(conn.params.room)
+        const room = conn.params.room
         const event = { user: conn.user.sub, text: msg.data.text, room }
         await Promise.all([
-          this.wsx.broadcast(`room:${room}`, 'chat.message', event),
-          this.wsx.publish('room', { room }, 'chat.message', event)
+          route.broadcast(`room:${room}`, 'chat.message', event),
+          route.publish('room', { room }, 'chat.message', event)
         ])
         return { user: event.user, text: event.text }
       }
@@ -87,11 +88,11 @@ export const chatRoute = defineRoute({
       summary: 'Users in this room, across instances',
       response: Type.Object({ users: Type.Array(Type.String()) }),
       handler: async function (_msg, conn) {
-        const entries = await this.wsx.presence(`room:${String(conn.params.room)}`)
+        const entries = await this.wsx.presence(`room:${conn.params.room}`)
         return { users: entries.map((e) => e.user) }
       }
     })
-  }
+  })
 })
 
 /** The benchmark target: every stage of the pipeline runs on every message. */
