@@ -145,7 +145,7 @@ function explain (output, origin) {
     const block = origin.get(file)
     if (block) {
       const codeLine = block.code.split('\n')[Number(l) - 1] ?? ''
-      return `    README.md:${block.line + Number(l) - 1}:${c} (\`\`\`ts block ${block.index}, line ${l} of the block): ${message}\n      | ${codeLine.trim()}`
+      return `    README.md:${block.line + Number(l) - 1}:${c} (ts block ${block.index}, line ${l} of the block): ${message}\n      | ${codeLine.trim()}`
     }
     return `    test/consumer/${file}:${l}:${c}: ${message}`
   })
