@@ -44,11 +44,17 @@ function run (cmd, cmdArgs, cwd) {
   return execFileSync(cmd, cmdArgs, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 })
 }
 
-/** The README's install line (`npm install fastify-wsx ...`), with the tarball in place of the package name. */
+/**
+ * The packages of the README's Install section (every `npm install` line of its first code
+ * block, comments dropped), with the tarball in place of fastify-wsx.
+ */
 function readmeInstallPackages (readme, tarball) {
-  const line = readme.split('\n').find((l) => /^npm install fastify-wsx\b/.test(l.trim()))
-  if (!line) throw new Error('README.md has no `npm install fastify-wsx ...` line')
-  return line.trim().split(/\s+/).slice(2).map((p) => p === 'fastify-wsx' ? tarball : p)
+  const section = readme.slice(readme.indexOf('\n## Install'))
+  const block = /```[^\n]*\n([\s\S]*?)```/.exec(section)?.[1] ?? ''
+  const packages = block.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => l.startsWith('npm install '))
+    .flatMap((l) => l.split(/\s+/).slice(2)).filter((p) => !p.startsWith('-'))
+  if (!packages.includes('fastify-wsx')) throw new Error('README.md: the Install section has no `npm install fastify-wsx ...` line')
+  return packages.map((p) => p === 'fastify-wsx' ? tarball : p)
 }
 
 /** Every ```ts block of the README with the line its code starts on (1-based). */
