@@ -270,7 +270,9 @@ export function resolveDefinedRoute (opts: RouteOptions): ResolvedRouteOptions {
   const resolved = resolveFactories(opts, late)
   if (typeof resolved !== 'object' || resolved === null) return resolved
   const definition = resolved === (opts as unknown) ? { ...resolved } : resolved
-  Object.defineProperty(definition, kBindSenders, { value: (senders: SendersLike) => { bound = senders }, enumerable: false })
+  // enumerable: a spread copy (`{ ...route, actions: { ... } }`) keeps it; a symbol key is
+  // never an option name, so the unknown-option check does not see it
+  Object.defineProperty(definition, kBindSenders, { value: (senders: SendersLike) => { bound = senders }, enumerable: true })
   return definition
 }
 

@@ -79,7 +79,8 @@ t.test('defineRoute(): the route argument sends once the route is registered', a
   t.equal(typeof def.actions['note.add']?.handler, 'function', 'the factory ran: actions are a plain map')
   t.throws(() => sends!.broadcast(), { code: 'WSX_ERR_NOT_READY' }, 'before registration the sends say so')
   const app = await build(t)
-  app.wsx.route(def)
+  // a spread copy (as apps do to adjust an option) still binds the route's sends
+  app.wsx.route({ ...def, summary: 'notes' })
   await app.ready()
   const c = await connect(app, '/ws/notes', { token: tokenFor(app, 'carol') })
   await c.next('socket.authorized')
