@@ -9,10 +9,10 @@ import { randomUUID } from 'node:crypto'
 import { buildConfig } from './lib/config.js'
 import { errors } from './lib/errors.js'
 import { Core } from './lib/core.js'
-import { Bus, createRedisEmitter, type EmitterLike } from './lib/bus.js'
+import { Bus, type EmitterLike } from './lib/bus.js'
 import { GroupRegistry } from './lib/groups.js'
 import { createLimiter, createLockout } from './lib/stores/index.js'
-import { createRedis, closeRedis, waitForRedis } from './lib/redis.js'
+import { checkRedisInput, closeRedis, waitForRedis } from './lib/redis-client.js'
 import { MemoryPresence, RedisPresence } from './lib/presence.js'
 import { MemoryHistory, type HistoryStore } from './lib/history.js'
 import { RedisHistory } from './lib/history-redis.js'
@@ -27,12 +27,46 @@ import './types/fastify.js'
 
 const CONTROL_WAIT_MS = 300
 
-function redisTarget (redis: WsxPluginOptions['redis']): string | Record<string, unknown> | undefined {
-  if (redis === undefined) return undefined
-  if (typeof redis === 'string') return redis
-  // an ioredis instance: mqemitter-redis needs options, not a client
-  const maybe = redis as { options?: Record<string, unknown> }
-  return maybe.options ?? (redis as Record<string, unknown>)
+const OUTAGE_LOG_INTERVAL_MS = 10_000
+
+/**
+ * One warning when Redis becomes unreachable (and at most one per interval while it
+ * stays so: ioredis reports an error on every reconnection attempt), one line when it is
+ * back. The rest goes to debug.
+ */
+function redisOutageLog (log: FastifyInstance['log']) {
+  let down = false
+  let lastWarn = 0
+  return {
+    error (err: Error): void {
+      const now = Date.now()
+      if (!down || now - lastWarn >= OUTAGE_LOG_INTERVAL_MS) {
+        lastWarn = now
+        log.warn({ err }, 'wsx: Redis is unreachable; upgrades get 503, throttles and handshake locks fail closed until it is back')
+      } else {
+        log.debug({ err }, 'wsx: Redis store error')
+      }
+      down = true
+    },
+    ready (): void {
+      if (down) log.info('wsx: Redis is reachable again')
+      down = false
+    }
+  }
+}
+
+/** Opens the plugin's own Redis connections when `redis` is set (loads ioredis only then). */
+async function openRedisIfSet (opts: WsxPluginOptions, namespace: string, log: FastifyInstance['log']): Promise<{ store?: Redis, emitter?: EmitterLike }> {
+  if (opts.redis === undefined) return {}
+  const check = checkRedisInput(opts.redis)
+  for (const warning of check.warnings) log.warn(`wsx: ${warning}`)
+  const outage = redisOutageLog(log)
+  const { openRedis } = await import('./lib/redis-setup.js')
+  const { store, emitter } = openRedis(opts.redis, { namespace, withEmitter: opts.emitter === undefined, onStoreError: (err) => outage.error(err) })
+  store.on('ready', () => outage.ready())
+  // the store client has no offline queue: until it connects, throttles and locks fail closed
+  if (!await waitForRedis(store)) outage.error(new Error(`no connection to Redis (${check.form}) at boot`))
+  return { store, ...(emitter && { emitter }) }
 }
 
 const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fastify, opts) {
@@ -42,13 +76,11 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   // checked before anything (Redis clients) is created
   if (fastify.hasDecorator('websocketServer')) throw new errors.WSX_ERR_WEBSOCKET_REGISTERED()
   const log = fastify.log.child({ plugin: 'fastify-wsx' })
-  const onStoreError = (err: Error) => log.warn({ err }, 'wsx redis store error')
+  // store failures are told by the store client's own 'error' events (redisOutageLog)
+  const onStoreError = (err: Error) => log.debug({ err }, 'wsx: Redis store command failed')
 
-  const target = redisTarget(opts.redis)
-  const storeRedis: Redis | undefined = opts.redis === undefined ? undefined : createRedis(opts.redis as never, { purpose: 'store', onError: onStoreError })
-  // the store client has no offline queue: until it connects, throttles and locks fail closed
-  if (storeRedis && !await waitForRedis(storeRedis)) log.warn('wsx: Redis is not reachable yet; throttles and handshake locks fail closed until it is')
-  const emitter = opts.emitter as EmitterLike | undefined ?? (target ? createRedisEmitter(target as never, config.namespace) : undefined)
+  const { store: storeRedis, emitter: redisEmitter } = await openRedisIfSet(opts, config.namespace, log)
+  const emitter = opts.emitter as EmitterLike | undefined ?? redisEmitter
   const bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
   const groups = new GroupRegistry(bus, config.maxGroupsPerConnection)
   const limiter = createLimiter({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })

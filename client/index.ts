@@ -31,10 +31,11 @@ const RECOVER = 'group.recover'
 /**
  * Close codes after which the client reconnects by itself (PROTOCOL §7): going away (1001),
  * internal error (1011), restart (1012), try again later (1013), bad gateway (1014), and
- * the codes a browser reports when the connection was lost without a close frame (1005, 1006).
+ * the codes a browser reports when the connection was lost without a close frame (1005, 1006),
+ * and 4429 (too many messages while throttled: the back-off gives the server its pause).
  * Everything else stops, in particular 4401 / 4403 / 4408, which need new credentials.
  */
-const RESUMABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014])
+const RESUMABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4429])
 
 const LIFECYCLE: ReadonlySet<string> = new Set(['open', 'close', 'authorized', 'resync', 'expired', 'reconnecting', 'recovery', 'error'])
 
@@ -96,6 +97,10 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   readonly #positions = new Map<string, Position>()
   readonly #recent: number | undefined
   #waiting: Job[] = []
+  /** requests held back until the server's last `retry_after` elapsed */
+  #held: Job[] = []
+  #holdUntil = 0
+  #holdTimer: ReturnType<typeof setTimeout> | undefined
   #credential: string | TokenProvider | undefined
   #socket: WebSocketLike | null = null
   #state: ClientState = 'connecting'
@@ -587,7 +592,8 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     return new Promise((resolve, reject) => {
       const job: Job = { action, data, traceId: options?.traceId, resolve, reject, timer: undefined, id: undefined }
       job.timer = setTimeout(() => this.#expire(job, timeoutMs), timeoutMs)
-      if (!gated || this.#state === 'ready' || this.#state === 'unauthenticated') this.#send(job)
+      if (this.#mustHold(action)) this.#hold(job)
+      else if (!gated || this.#state === 'ready' || this.#state === 'unauthenticated') this.#send(job)
       else this.#waiting.push(job)
     })
   }
@@ -604,16 +610,52 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     if (this.#socket?.readyState === OPEN) this.#socket.send(this.#codec ? this.#codec.encode(frame) : JSON.stringify(frame))
   }
 
+  /**
+   * After a `throttled` answer, the server counts requests sent before its `retry_after`
+   * elapsed as ignoring it (and closes 4429 after a few): the client holds them back
+   * until then, so an app that simply retries stays a client that waits as told.
+   * `socket.*` frames (ping, authorize) are never throttled and never held.
+   */
+  #mustHold (action: string): boolean {
+    return !action.startsWith('socket.') && Date.now() < this.#holdUntil
+  }
+
+  #hold (job: Job): void {
+    this.#held.push(job)
+    if (this.#holdTimer !== undefined) return
+    this.#holdTimer = setTimeout(() => this.#releaseHeld(), Math.max(0, this.#holdUntil - Date.now()))
+  }
+
+  #releaseHeld (): void {
+    this.#holdTimer = undefined
+    if (Date.now() < this.#holdUntil) {
+      this.#holdTimer = setTimeout(() => this.#releaseHeld(), this.#holdUntil - Date.now())
+      return
+    }
+    const jobs = this.#held
+    this.#held = []
+    for (const job of jobs) {
+      if (this.#state === 'ready') this.#send(job)
+      else this.#waiting.push(job)
+    }
+  }
+
   #settleJob (job: Job, frame: Record<string, unknown>): void {
     clearTimeout(job.timer)
     if (job.id !== undefined) this.#inflight.delete(job.id)
+    if (frame.ok === false && isObject(frame.error) && frame.error.code === 'throttled' && typeof frame.error.retry_after === 'number') {
+      this.#holdUntil = Math.max(this.#holdUntil, Date.now() + frame.error.retry_after * 1000)
+    }
     if (frame.ok === false) job.reject(errorFromReply(frame.error, { action: job.action, traceId: frame.trace_id }))
     else job.resolve(frame.data)
   }
 
   #expire (job: Job, timeoutMs: number): void {
     if (job.id !== undefined) this.#inflight.delete(job.id)
-    else this.#waiting = this.#waiting.filter((queued) => queued !== job)
+    else {
+      this.#waiting = this.#waiting.filter((queued) => queued !== job)
+      this.#held = this.#held.filter((queued) => queued !== job)
+    }
     const extra: { action: string, traceId?: string } = { action: job.action }
     if (job.traceId !== undefined) extra.traceId = job.traceId
     job.reject(new WsxClientError('timeout', `No reply to ${job.action} within ${timeoutMs} ms.`, extra))
@@ -626,8 +668,11 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   }
 
   #failWaiting (err: WsxClientError): void {
-    const jobs = this.#waiting
+    const jobs = [...this.#waiting, ...this.#held]
     this.#waiting = []
+    this.#held = []
+    clearTimeout(this.#holdTimer)
+    this.#holdTimer = undefined
     for (const job of jobs) rejectJob(job, err)
   }
 }

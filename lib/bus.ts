@@ -10,12 +10,11 @@
 // - publish and close never hang, even with Redis stopped or frozen.
 import { EventEmitter } from 'node:events'
 import mqemitter from 'mqemitter'
-import MQEmitterRedis from 'mqemitter-redis'
 import sjson from 'secure-json-parse'
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { GROUP_PATTERN } from './protocol.js'
 import { errors } from './errors.js'
-import { createRedis, disconnectRedis } from './redis.js'
+import { disconnectRedis } from './redis-client.js'
 
 /** The part of a pino/Fastify logger the bus uses. */
 export interface BusLogger {
@@ -83,19 +82,34 @@ const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/
 const PACKET_VERSION = 1
 const DROP_LOG_INTERVAL_MS = 10_000
 
+/**
+ * The subscriber link whose health the bus follows: the subscriber connection itself, or
+ * (Redis Cluster) what an emitter provides as `link` to follow the node connection the
+ * cluster subscribes through. Emits 'close' and 'ready'; its PING travels behind the
+ * subscriptions.
+ */
+export interface SubscriberLink {
+  readonly status: string
+  ping (): Promise<unknown>
+  on (event: 'close' | 'ready', listener: () => void): unknown
+  removeListener (event: 'close' | 'ready', listener: () => void): unknown
+}
+
 /** The untyped parts of mqemitter-redis (its .d.ts declares none of them, STACK §8). */
 interface RedisEmitterParts {
   subConn: Redis
   pubConn: Redis
   state: EventEmitter
+  link: SubscriberLink
 }
 
 function redisParts (emitter: EmitterLike): RedisEmitterParts | null {
   const e = emitter as Partial<RedisEmitterParts>
   const isConn = (c: unknown): c is Redis =>
     typeof c === 'object' && c !== null && typeof (c as Redis).listeners === 'function' && typeof (c as Redis).status === 'string'
-  if (isConn(e.subConn) && isConn(e.pubConn) && e.state instanceof EventEmitter) return e as RedisEmitterParts
-  return null
+  if (!isConn(e.subConn) || !isConn(e.pubConn) || !(e.state instanceof EventEmitter)) return null
+  const link = e.link !== undefined && typeof e.link.ping === 'function' ? e.link : e.subConn
+  return { subConn: e.subConn, pubConn: e.pubConn, state: e.state, link }
 }
 
 const GUARDED = Symbol('wsx.guarded')
@@ -185,17 +199,6 @@ interface Subscription {
 const silentLog: BusLogger = { debug () {}, warn () {}, error () {} }
 
 /**
- * Builds a cross-instance emitter on Redis: a `bus` connection to subscribe and a `store`
- * connection to publish (fails fast during an outage instead of queueing, PITFALLS 3).
- * Hand it to `new Bus({ emitter })`, which guards it and owns it (close() closes it).
- */
-export function createRedisEmitter (target: string | RedisOptions | Redis, namespace = 'wsx'): EmitterLike {
-  const subConn = createRedis(target, { purpose: 'bus', connectionName: `${namespace}:bus:sub` })
-  const pubConn = createRedis(target, { purpose: 'store', connectionName: `${namespace}:bus:pub` })
-  return MQEmitterRedis({ subConn, pubConn }) as unknown as EmitterLike
-}
-
-/**
  * Group and control pub/sub over an mqemitter-compatible emitter.
  * Topics: `${namespace}/g/${group}` for frames, `${namespace}/c/${kind}` for control commands.
  */
@@ -239,16 +242,16 @@ export class Bus {
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 1000
     this.redis = redisParts(this.emitter)
     if (this.redis) {
-      const { subConn, pubConn, state } = this.redis
+      const { subConn, pubConn, state, link } = this.redis
       // without an 'error' listener on state, the first ECONNREFUSED crashes the process
       state.on('error', this.onEmitterError)
       guardMessageHandlers(subConn, (channel, err) => this.dropped(channel, 'undecodable message', err))
       guardQuit(subConn)
       guardQuit(pubConn)
-      subConn.on('close', this.onLinkClose)
-      subConn.on('ready', this.onLinkReady)
+      link.on('close', this.onLinkClose)
+      link.on('ready', this.onLinkReady)
       pubConn.on('ready', this.onPubReady)
-      this.subReady = subConn.status === 'ready'
+      this.subReady = link.status === 'ready'
       const every = opts.probeIntervalMs ?? 2000
       if (every > 0) {
         this.probeTimer = setInterval(() => { this.probe() }, every)
@@ -351,8 +354,8 @@ export class Bus {
     this.subs.clear()
     this.resyncListeners.clear()
     if (this.redis) {
-      this.redis.subConn.removeListener('close', this.onLinkClose)
-      this.redis.subConn.removeListener('ready', this.onLinkReady)
+      this.redis.link.removeListener('close', this.onLinkClose)
+      this.redis.link.removeListener('ready', this.onLinkReady)
       this.redis.pubConn.removeListener('ready', this.onPubReady)
       // the 'error' listener on state stays: an error after close must not crash either
     }
@@ -541,7 +544,7 @@ export class Bus {
   private confirmLinkUp (): void {
     if (this.closed || !this.redis) return
     const generation = ++this.linkGeneration
-    const ping = this.redis.subConn.ping().then(() => true, () => false)
+    const ping = this.redis.link.ping().then(() => true, () => false)
     const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
     Promise.race([ping, timeout]).then((answered) => {
       if (this.closed || generation !== this.linkGeneration) return
@@ -557,10 +560,10 @@ export class Bus {
    * and the groups are resynced, since anything published meanwhile may be lost.
    */
   private probe (): void {
-    if (this.closed || this.probing || !this.redis || this.redis.subConn.status !== 'ready') return
+    if (this.closed || this.probing || !this.redis || this.redis.link.status !== 'ready') return
     this.probing = true
     const generation = this.linkGeneration
-    const ping = this.redis.subConn.ping().then(() => true, () => false)
+    const ping = this.redis.link.ping().then(() => true, () => false)
     const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
     Promise.race([ping, timeout]).then((answered) => {
       if (this.closed) return

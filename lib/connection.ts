@@ -93,6 +93,8 @@ export class Connection implements WsxConnection<unknown> {
   barrier = false
   badFrames = 0
   throttledInARow = 0
+  /** until when the last `throttled` answer asked this client to wait (epoch ms) */
+  retryAdvisedUntil = 0
   floodWindowEnd = 0
   floodCount = 0
   /** history groups whose live frames wait for a recovery (lib/recovery.ts) */

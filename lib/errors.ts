@@ -23,6 +23,7 @@ export const errors = {
   WSX_ERR_WEBSOCKET_REGISTERED: createError('WSX_ERR_WEBSOCKET_REGISTERED',
     '@fastify/websocket is already registered; fastify-wsx registers it itself so that close() drains every socket with 1001. Remove your registration and pass its options as the `websocket` option of fastify-wsx', 500),
   WSX_ERR_NOT_READY: createError('WSX_ERR_NOT_READY', 'fastify-wsx: %s', 500),
+  WSX_ERR_REDIS_UNSUITABLE: createError('WSX_ERR_REDIS_UNSUITABLE', 'The redis option cannot be used: %s', 500, TypeError),
   WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
     'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500)
 } as const

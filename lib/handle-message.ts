@@ -218,10 +218,11 @@ async function runAction (conn: Connection, env: Envelope, action: CompiledActio
   try {
     const instance = conn.route.instance as FastifyInstance
     // per-action throttles (the connection's budget was spent in startStages)
+    const arrivedAt = Date.now()
     if (action.throttles.length > 0) {
       let retryMs = checkThrottles(conn, env, action)
       if (typeof retryMs !== 'number') retryMs = await retryMs
-      if (retryMs > 0) return throttledAnswer(conn, env, retryMs)
+      if (retryMs > 0) return throttledAnswer(conn, env, retryMs, arrivedAt)
     }
     conn.throttledInARow = 0
 
@@ -279,8 +280,25 @@ function serializeResult (conn: Connection, env: Envelope, action: CompiledActio
   return JSON.stringify(result === undefined ? null : result)
 }
 
-function throttledAnswer (conn: Connection, env: Envelope, retryMs: number): void {
+// A client's timer may fire a hair early: a message this close to the end of the advised
+// wait still counts as having waited.
+const RETRY_ADVICE_SLACK_MS = 50
+
+/**
+ * Answers `throttled` with `retry_after` in whole seconds. Only a message that arrived
+ * while an earlier `retry_after` was still running counts toward `maxThrottledInARow`: a
+ * client that waits as told is never closed, however long the refusals last (a Redis
+ * outage answers every throttled message with a fail-closed refusal).
+ */
+function throttledAnswer (conn: Connection, env: Envelope, retryMs: number, arrivedAt = Date.now()): void {
   conn.core.stats.throttled++
-  replyError(conn, env, new WsxError(ErrorCode.throttled, undefined, { retryAfter: Math.max(1, Math.ceil(retryMs / 1000)) }))
+  const retryAfter = Math.max(1, Math.ceil(retryMs / 1000))
+  replyError(conn, env, new WsxError(ErrorCode.throttled, undefined, { retryAfter }))
+  const ignoredAdvice = arrivedAt < conn.retryAdvisedUntil - RETRY_ADVICE_SLACK_MS
+  conn.retryAdvisedUntil = Math.max(conn.retryAdvisedUntil, Date.now() + retryAfter * 1000)
+  if (!ignoredAdvice) {
+    conn.throttledInARow = 0
+    return
+  }
   if (++conn.throttledInARow >= conn.core.config.maxThrottledInARow) conn.close(CloseCode.tooManyMessages, 'Too many messages')
 }

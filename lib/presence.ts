@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { GROUP_PATTERN } from './protocol.js'
 import { errors } from './errors.js'
-import { waitForRedis } from './redis.js'
+import { keyPrefixOf, waitForRedis } from './redis-client.js'
+import { redisKeys } from './redis-keys.js'
 
 export interface PresenceEntry {
   user: string
@@ -154,6 +155,8 @@ export class RedisPresence implements PresenceStore {
   private readonly base: string
   private readonly heartbeatKey: string
   private readonly instanceKey: string
+  /** what the heartbeat script prepends to group keys it builds (ioredis' keyPrefix included) */
+  private readonly groupKeyPrefix: string
   private readonly local = new Map<string, Map<string, string>>()
   private readonly timer: NodeJS.Timeout
   /** writes of this instance run one after another, so a re-publish never interleaves with them */
@@ -171,9 +174,11 @@ export class RedisPresence implements PresenceStore {
     this.redis = redis
     this.log = opts.log
     // one hash tag: every key on the same cluster slot, as the scripts touch several
-    this.base = `{${namespace}:presence}`
+    this.base = redisKeys(namespace).presenceBase
     this.heartbeatKey = `${this.base}:hb`
     this.instanceKey = `${this.base}:i:${this.instanceId}`
+    // ioredis prefixes declared KEYS, not the keys a script builds from ARGV
+    this.groupKeyPrefix = `${keyPrefixOf(redis)}${this.base}:g:`
     // the first writes wait for the connection (a store client has no offline queue)
     this.chain = waitForRedis(redis).then(() => this.heartbeat())
     this.timer = setInterval(() => { this.enqueue(() => this.heartbeat()).catch(() => {}) }, Math.max(10, Math.floor(this.ttlMs / 3)))
@@ -254,7 +259,7 @@ export class RedisPresence implements PresenceStore {
   private async heartbeat (): Promise<void> {
     if (this.closed) return
     try {
-      const wasAlive = await this.redis.eval(HEARTBEAT, 2, this.heartbeatKey, this.instanceKey, this.instanceId, this.ttlMs, `${this.base}:g:`)
+      const wasAlive = await this.redis.eval(HEARTBEAT, 2, this.heartbeatKey, this.instanceKey, this.instanceId, this.ttlMs, this.groupKeyPrefix)
       if (wasAlive !== 1 || this.dirty) await this.republish()
     } catch (err) {
       this.dirty = true

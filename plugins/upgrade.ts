@@ -11,6 +11,8 @@ import { runAuthentication, takeInBandSlot, type AuthResult } from '../lib/authe
 import { checkLock, countFailure, lockPolicy, type LockInfo } from '../lib/auth-lock.js'
 import { hasExplicitCredential } from '../lib/credentials.js'
 
+const OUTAGE_LOG_INTERVAL_MS = 10_000
+
 /** Where the upgrade-time identity waits for the socket handler. */
 export const kUpgradeUser = Symbol('fastify-wsx.upgradeUser')
 /** Marks a raw upgrade request whose route speaks MessagePack, for `handleProtocols`. */
@@ -76,6 +78,7 @@ function originAllowed (guard: UpgradeGuard, request: FastifyRequest): boolean {
  * origins and floods never reach the app's code. Plain HTTP requests pass untouched.
  */
 export function upgradeGuard (core: Core) {
+  let lastOutageLog = 0
   return async function wsxUpgradeGuard (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     if (request.headers.upgrade === undefined) return
     const guard = (request.routeOptions.config as { wsxGuard?: UpgradeGuard }).wsxGuard
@@ -91,6 +94,14 @@ export function upgradeGuard (core: Core) {
       const result = core.limiter.consumeNow?.(key, rate.max, rate.windowMs) ?? await core.limiter.consume(key, rate.max, rate.windowMs)
       if (!result.allowed) {
         const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
+        if (result.error) {
+          // the store could not count: not the client's fault, so not a 429
+          if (Date.now() - lastOutageLog >= OUTAGE_LOG_INTERVAL_MS) {
+            lastOutageLog = Date.now()
+            core.log.warn('wsx: Redis is unreachable; answering upgrades 503 until it is back')
+          }
+          return refuse(reply.header('retry-after', String(seconds)), 503, 'Temporarily unavailable.')
+        }
         return refuse(reply.header('retry-after', String(seconds)), 429, 'Too many connection attempts.')
       }
     }

@@ -263,12 +263,13 @@ t.test('throttled with retry_after, keyed by user; close 4429 after repeated thr
   const b = await authed(t, app, 'bob')
   t.match(await b.request('chat.send'), { ok: true }, 'another user has their own bucket')
 
-  // keep sending while throttled: the third refusal in a row closes 4429
+  // keep sending before retry_after elapsed: the third such message in a row closes 4429
   a2.send({ id: 'x1', action: 'chat.send' })
   a2.send({ id: 'x2', action: 'chat.send' })
+  a2.send({ id: 'x3', action: 'chat.send' })
   const closed = await a2.closed()
   t.equal(closed.code, 4429)
-  t.equal(a2.frames.filter((f) => f.ok === false && f.error?.code === 'throttled').length, 3, 'three throttled answers before the close')
+  t.equal(a2.frames.filter((f) => f.ok === false && f.error?.code === 'throttled').length, 4, 'the first refusal, then three that ignored its retry_after')
   t.equal(calls, 3, 'no throttled request reached the handler')
 
   await sleep(1050)

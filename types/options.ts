@@ -1,3 +1,4 @@
+import type { RedisOptions } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { AnyAction, AnyChannel, EventDataMap, SomeConnection, RouteAction, RouteChannel, RouteTypes, ThrottleOptions, WsxConnection, WsxHook } from './route.js'
 import type { StaticOf, WsxSchema } from './schema.js'
@@ -174,6 +175,13 @@ export type DefinedRoute<
   Q extends WsxSchema | undefined = WsxSchema | undefined
 > = Omit<RouteOptions<A, C, E, P, Q>, 'actions' | 'channels'> & { actions: A, channels?: C }
 
+/** An ioredis client of any major (`Redis` or `Cluster`), recognised by its shape. */
+export interface WsxRedisClient {
+  duplicate (...args: never[]): unknown
+  readonly status: string
+  readonly options: object
+}
+
 /** An mqemitter-compatible emitter (mqemitter, mqemitter-redis, ...). */
 export interface WsxEmitter {
   on(topic: string, listener: (msg: { topic: string, [k: string]: unknown }, done: () => void) => void, done?: () => void): unknown
@@ -235,9 +243,12 @@ export interface WsxPluginOptions {
   emitter?: WsxEmitter
   /**
    * Redis for throttles, handshake locks, presence and cross-instance user disconnect:
-   * an ioredis instance or a `redis://` URL. Also builds the emitter when `emitter` is unset.
+   * a `redis://` URL, ioredis options (standalone or Sentinel: `sentinels` + `name`), or an
+   * ioredis client of any major: `Redis`, `Cluster`, or `app.redis` from @fastify/redis.
+   * The plugin duplicates a client with fail-fast options and never uses or closes it.
+   * Also builds the emitter when `emitter` is unset.
    */
-  redis?: string | object
+  redis?: string | RedisOptions | WsxRedisClient
   /**
    * Presence (who is in a group, across instances). `groups` picks the groups tracked;
    * `events` the groups whose members get `presence.join` / `presence.leave` events.

@@ -4,6 +4,7 @@
 // allowed": a throttle that passes silently while Redis is down is no throttle.
 import type { Redis } from 'ioredis'
 import { errors } from '../errors.js'
+import { redisKeys } from '../redis-keys.js'
 import { LocalStore, RedisStore, parseDuration, type RateLimitEntry, type RateLimitStore } from './rate-limit-stores.js'
 
 /** The outcome of one `consume`. */
@@ -98,7 +99,7 @@ export function createLimiter (opts: LimiterOptions): Limiter {
   const timeoutMs = opts.timeoutMs ?? 1000
   const errorRetryMs = opts.errorRetryMs ?? 1000
   const store: RateLimitStore = opts.redis
-    ? new RedisStore(false, false, opts.redis, `${opts.namespace}:rl:`)
+    ? new RedisStore(false, false, opts.redis, redisKeys(opts.namespace).rateLimitPrefix)
     : new LocalStore(false, false, opts.cacheSize ?? 10_000)
   let closed = false
 

@@ -4,6 +4,7 @@
 // answers "locked": an outage must not turn into unlimited token guessing.
 import type { Redis } from 'ioredis'
 import { report, settleWithin } from './limiter.js'
+import { redisKeys } from '../redis-keys.js'
 
 /** The outcome of one failed attempt. */
 export interface LockoutFailure {
@@ -208,7 +209,7 @@ function redisBackend (redis: Redis, namespace: string): LockoutBackend {
   if (!('wsxLockoutFailV1' in redis)) redis.defineCommand('wsxLockoutFailV1', { numberOfKeys: 1, lua: failScript })
   if (!('wsxLockoutCheckV1' in redis)) redis.defineCommand('wsxLockoutCheckV1', { numberOfKeys: 1, lua: checkScript })
   const client = redis as Redis & LockoutCommands
-  const keyOf = (key: string) => `${namespace}:lock:${key}`
+  const keyOf = redisKeys(namespace).lock
 
   return {
     async fail (key, attempts, lockMs) {

@@ -11,6 +11,8 @@ interface TapLike { teardown (fn: () => unknown): void }
 export interface BuildOptions {
   wsx?: WsxPluginOptions
   fastify?: FastifyServerOptions
+  /** runs before fastify-wsx is registered (e.g. @fastify/redis); its options win over `wsx` */
+  before?: (app: FastifyInstance) => Promise<WsxPluginOptions | undefined> | WsxPluginOptions | undefined
 }
 
 /** The app's own HTTP strategy, reused unchanged by WebSocket routes. */
@@ -21,7 +23,8 @@ export async function verifyJwt (this: unknown, request: { jwtVerify: () => Prom
 export async function build (t: TapLike, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, ...opts.fastify })
   await app.register(fastifyJwt, { secret: SECRET, verify: { algorithms: ['HS256'], requiredClaims: ['exp'] } })
-  await app.register(wsx, { heartbeatMs: 0, ...opts.wsx })
+  const late = await opts.before?.(app)
+  await app.register(wsx, { heartbeatMs: 0, ...opts.wsx, ...late })
   t.teardown(async () => {
     for (const c of app.websocketServer?.clients ?? []) c.terminate()
     await app.close()
