@@ -173,7 +173,7 @@ function startStages (conn: Connection, env: Envelope, isBarrier: boolean): bool
     case BuiltinAction.recover:
       if (!gate(conn, env, null)) return false
       if (!checkFlood(conn)) {
-        throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+        throttledAnswer(conn, env, conn.floodWindowEnd - Date.now(), Date.now())
         return false
       }
       settle(conn, env, isBarrier, recoverGroup(conn, env))
