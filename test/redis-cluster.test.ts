@@ -36,6 +36,22 @@ t.test('two instances on a 3-master Redis Cluster act as one server', async (t) 
     t.notMatch(lines.join(''), /CROSSSLOT|MOVED|failed/, 'no store error in the log')
   })
 
+  t.test('a group with history (Redis Streams) numbers events across instances', async (t) => {
+    const alice = await authed(a, 'hist', 'alice')
+    const bob = await authed(b, 'hist', 'bob')
+    let n = 0
+    const crossed = async () => {
+      const text = `history ${++n}`
+      await alice.request('chat.send', { text })
+      return bob.next((f) => f.action === 'chat.message' && (f.data as { text: string }).text === text, 1500).catch(() => null)
+    }
+    const event = await eventually(crossed, (f) => f !== null, 10_000)
+    t.ok(event !== null && typeof (event as unknown as { offset?: unknown }).offset === 'number', `the event carries an offset: ${JSON.stringify(event)}`)
+    t.notMatch(lines.join(''), /CROSSSLOT/, 'no CROSSSLOT from the history scripts')
+    await alice.close()
+    await bob.close()
+  })
+
   t.test('the subscriber connections drop: socket.resync, then broadcasts flow again', async (t) => {
     const alice = await authed(a, 'resync', 'alice')
     const bob = await authed(b, 'resync', 'bob')
