@@ -113,6 +113,8 @@ export function upgradeGuard (core: Core) {
 export const kUpgradeLock = Symbol('fastify-wsx.upgradeLock')
 
 function answerLocked (reply: FastifyReply, lock: LockInfo): FastifyReply {
+  // the store could not answer (Redis unreachable): not the client's fault, so not a 429
+  if (lock.storeError) return refuse(reply.header('retry-after', String(Math.max(1, lock.retryAfter))), 503, 'Temporarily unavailable.')
   return refuse(reply.header('retry-after', String(Math.max(1, lock.retryAfter))), 429, 'Too many failed authentications; try again later.')
 }
 

@@ -23,19 +23,6 @@ t.test('two instances on a 3-master Redis Cluster act as one server', async (t) 
   const a = await sharedApp(t, mine5, 'clu', {}, undefined, { logger })
   const b = await sharedApp(t, mine6, 'clu', {}, undefined, { logger })
 
-  t.test('throttles, locks, presence, broadcast, channels, push and kick are shared', async (t) => {
-    await checkSharedState(t, a, b, 'main')
-  })
-
-  t.test('keys live on several masters, and no script ever hit CROSSSLOT', async (t) => {
-    const probe = new Cluster5(cluster.nodes)
-    t.teardown(() => { probe.disconnect() })
-    await new Promise((resolve) => probe.once('ready', resolve))
-    const perNode = await Promise.all(probe.nodes('master').map(async (node) => (await node.keys('clu:*')).length + (await node.keys('{clu:*')).length))
-    t.ok(perNode.filter((n) => n > 0).length >= 2, `keys per master: ${perNode.join(', ')}`)
-    t.notMatch(lines.join(''), /CROSSSLOT|MOVED|failed/, 'no store error in the log')
-  })
-
   t.test('a group with history (Redis Streams) numbers events across instances', async (t) => {
     const alice = await authed(a, 'hist', 'alice')
     const bob = await authed(b, 'hist', 'bob')
@@ -69,5 +56,18 @@ t.test('two instances on a 3-master Redis Cluster act as one server', async (t) 
     t.ok(await eventually(crossed, (ok) => ok, 10_000), 'broadcasts flow again on the same sockets')
     await alice.close()
     await bob.close()
+  })
+  // last: the lock check leaves 127.0.0.1 locked for a few seconds in this namespace
+  t.test('throttles, locks, presence, broadcast, channels, push and kick are shared', async (t) => {
+    await checkSharedState(t, a, b, 'main')
+  })
+
+  t.test('keys live on several masters, and no script ever hit CROSSSLOT', async (t) => {
+    const probe = new Cluster5(cluster.nodes)
+    t.teardown(() => { probe.disconnect() })
+    await new Promise((resolve) => probe.once('ready', resolve))
+    const perNode = await Promise.all(probe.nodes('master').map(async (node) => (await node.keys('clu:*')).length + (await node.keys('{clu:*')).length))
+    t.ok(perNode.filter((n) => n > 0).length >= 2, `keys per master: ${perNode.join(', ')}`)
+    t.notMatch(lines.join(''), /CROSSSLOT|MOVED|failed/, 'no store error in the log')
   })
 })

@@ -53,6 +53,18 @@ t.test('while Redis is down, upgrades get 503 with Retry-After and the log says 
   await again?.close()
 })
 
+t.test('without a connection rate limit, the lock check answers 503 too while Redis is down', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis?.owned) return
+  const app = await build(t, { wsx: { redis: redis.url, namespace: 'outagelock', connectionRateLimit: false } })
+  app.wsx.route({ url: '/ws', authenticate: [verifyJwt], actions: { 'x.y': action({ handler: async () => ({}) }) } })
+  await app.ready()
+  await redis.stop()
+  const err = await connect(app, '/ws', { token: tokenFor(app, 'alice') }).then(() => null, (e: unknown) => e)
+  t.equal((err as UpgradeRefusedError).statusCode, 503, 'an upgrade with a credential: 503, not the lock\'s 429')
+  t.ok(Number((err as UpgradeRefusedError).headers['retry-after']) >= 1, 'with Retry-After')
+})
+
 t.test('fail-closed refusals of a client that waits retry_after never close it; Redis back: resync', async (t) => {
   const redis = await startRedis(t)
   if (!redis?.owned) return
