@@ -144,10 +144,16 @@ export function renderTables (r: Results, plan: { quick: boolean, throughputLabe
     scenarioTable(r, 'redis', 'Cross-instance broadcast through Redis (fastify-wsx only; one broadcast at a time)',
       ['peer', 'local p50 ms', 'via Redis p50 ms', 'added p50 ms', 'local p99 ms', 'via Redis p99 ms', 'target'],
       (v, peer, all) => [[fixed(v.local.p50, 3), fixed(v.cross.p50, 3), fixed(v.addedP50, 3), fixed(v.local.p99, 3), fixed(v.cross.p99, 3), targetCell(all, 'redis', peer)]]),
-    scenarioTable(r, 'history', 'Broadcast with history (fastify-wsx only; the `bench` group with and without a 100-event history, in memory)',
+    scenarioTable(r, 'history', 'Broadcast with history (fastify-wsx only; the `bench` group with and without a 100-event history, in memory, then through Redis)',
       ['peer', 'receivers', 'rounds', 'last has it, no history (ms)', 'with history (ms)', 'time ratio', 'server µs CPU / broadcast, no history', 'with history', 'CPU ratio', 'target'],
-      (v, peer, all) => [[int(v.receivers), String(v.rounds), fixed(v.plain.lastMs, 2), fixed(v.history.lastMs, 2), `${v.lastRatio.toFixed(2)}×`,
-        fixed(v.plain.cpuUsPerBroadcast, 0), fixed(v.history.cpuUsPerBroadcast, 0), `${v.cpuRatio.toFixed(2)}×`, targetCell(all, 'history', peer)]])
+      (v, peer, all) => [
+        [int(v.receivers), String(v.rounds), fixed(v.plain.lastMs, 2), fixed(v.history.lastMs, 2), `${v.lastRatio.toFixed(2)}×`,
+          fixed(v.plain.cpuUsPerBroadcast, 0), fixed(v.history.cpuUsPerBroadcast, 0), `${v.cpuRatio.toFixed(2)}×`, targetCell(all, 'history', peer)],
+        ...(v.redis === undefined
+          ? []
+          : [[`${int(v.receivers)} via Redis`, String(v.redis.rounds), fixed(v.redis.plain.lastMs, 2), fixed(v.redis.history.lastMs, 2), `${v.redis.lastRatio.toFixed(2)}×`,
+              fixed(v.redis.plain.cpuUsPerBroadcast, 0), fixed(v.redis.history.cpuUsPerBroadcast, 0), `${v.redis.cpuRatio.toFixed(2)}×`, '']])
+      ])
   ]
   return parts.filter((p) => p !== '').join('\n')
 }

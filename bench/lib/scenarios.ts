@@ -273,18 +273,25 @@ export async function redis (name: PeerName, ctx: DriverContext): Promise<RedisR
 
 /** One side of the history scenario: medians over its rounds. */
 export interface HistorySide { lastMs: number, cpuUsPerBroadcast: number }
+/** Without and with history on the same audience. */
+export interface HistoryComparison { plain: HistorySide, history: HistorySide, lastRatio: number, cpuRatio: number, rounds: number }
 /** Broadcast to the same audience without and with history on the group (fastify-wsx only). */
-export interface HistoryResult { receivers: number, plain: HistorySide, history: HistorySide, lastRatio: number, cpuRatio: number, rounds: number }
+export interface HistoryResult extends HistoryComparison {
+  receivers: number
+  /** the same through Redis (mqemitter-redis PUBLISH vs the Lua append-and-publish); absent without redis-server */
+  redis?: HistoryComparison
+}
 
 /**
  * fastify-wsx only: what history costs on a broadcast. The same 1 000-receiver broadcast
  * (the demo's `bench` group) without and with a 100-event history, in alternating rounds
- * so drift on a shared machine hits both sides; each round is a fresh server.
+ * so drift on a shared machine hits both sides; each round is a fresh server. Then the
+ * same rounds through Redis, when redis-server is installed.
  */
 export async function history (name: PeerName, ctx: DriverContext): Promise<HistoryResult> {
   if (name !== 'wsx') throw new NotApplicable('history is a fastify-wsx feature')
   const p = ctx.plan.history
-  const side = (benchHistory: number) => withPeer(name, { users: 1, benchHistory }, ctx, async (peer) => {
+  const side = (benchHistory: number, redisUrl?: string) => withPeer(name, { users: 1, benchHistory, ...(redisUrl !== undefined && { redisUrl }) }, ctx, async (peer) => {
     await openConnections(ctx, name, peer.spec, p.receivers + 1, 100)
     await awaitServerConnections(peer, p.receivers + 1)
     // the clients answer group.joined; let the holds go before measuring
@@ -296,17 +303,27 @@ export async function history (name: PeerName, ctx: DriverContext): Promise<Hist
     const cpuUs = (after.userUs + after.systemUs - before.userUs - before.systemUs) / p.repeats
     return { lastMs: median(r.times), cpuUsPerBroadcast: cpuUs }
   })
-  const plain: HistorySide[] = []
-  const withHistory: HistorySide[] = []
-  for (let round = 0; round < p.rounds; round++) {
-    plain.push(await side(0))
-    withHistory.push(await side(100))
-    ctx.log(`    round ${round + 1}: last after ${plain.at(-1)!.lastMs.toFixed(2)} ms without history, ${withHistory.at(-1)!.lastMs.toFixed(2)} ms with`)
+  const compare = async (rounds: number, redisUrl?: string): Promise<HistoryComparison> => {
+    const plain: HistorySide[] = []
+    const withHistory: HistorySide[] = []
+    for (let round = 0; round < rounds; round++) {
+      plain.push(await side(0, redisUrl))
+      withHistory.push(await side(100, redisUrl))
+      ctx.log(`    ${redisUrl === undefined ? 'memory' : 'redis'} round ${round + 1}: last after ${plain.at(-1)!.lastMs.toFixed(2)} ms without history, ${withHistory.at(-1)!.lastMs.toFixed(2)} ms with`)
+    }
+    const mid = (list: HistorySide[]): HistorySide => ({ lastMs: median(list.map((x) => x.lastMs)), cpuUsPerBroadcast: median(list.map((x) => x.cpuUsPerBroadcast)) })
+    const a = mid(plain)
+    const b = mid(withHistory)
+    return { plain: a, history: b, lastRatio: b.lastMs / a.lastMs, cpuRatio: b.cpuUsPerBroadcast / a.cpuUsPerBroadcast, rounds }
   }
-  const mid = (list: HistorySide[]): HistorySide => ({ lastMs: median(list.map((x) => x.lastMs)), cpuUsPerBroadcast: median(list.map((x) => x.cpuUsPerBroadcast)) })
-  const a = mid(plain)
-  const b = mid(withHistory)
-  return { receivers: p.receivers, plain: a, history: b, lastRatio: b.lastMs / a.lastMs, cpuRatio: b.cpuUsPerBroadcast / a.cpuUsPerBroadcast, rounds: p.rounds }
+  const inMemory = await compare(p.rounds)
+  if (!hasRedisServer()) return { receivers: p.receivers, ...inMemory }
+  const store = await startRedisServer()
+  try {
+    return { receivers: p.receivers, ...inMemory, redis: await compare(p.rounds, store.url) }
+  } finally {
+    await store.stop()
+  }
 }
 
 /** What each scenario yields per peer. */
