@@ -1,8 +1,9 @@
-// `npm run bench`: raw ws, raw @fastify/websocket, socket.io and fastify-wsx side by side.
-// Each server runs in its own process pinned to core 0 (taskset), the load generator in
-// another pinned to core 1; the tables go to stdout and bench/results/latest.md.
+// `npm run bench`: raw ws, raw @fastify/websocket (without and with @fastify/jwt), socket.io
+// and fastify-wsx side by side, then the scale scenarios (cost curves, app shape, codecs,
+// instances). Each server runs in its own process pinned to core 0 (taskset), the load
+// generator in another pinned to core 1; the tables go to stdout and bench/results/latest.md,
+// the plot to bench/results/latest.svg. Exits 1 when a scenario or a peer failed.
 // Run with --help for the flags. Never run by the test suite.
-import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { dirname, join, relative } from 'node:path'
@@ -11,6 +12,9 @@ import { parseArgs, USAGE, type Options, type Scenario } from './lib/plan.js'
 import { PEER_INFO, SERVER_CORE, wsxUnavailable } from './lib/peers.js'
 import { INTERLEAVED_DRIVERS, PER_PEER_DRIVERS, NotApplicable, type DriverContext, type PeerOutcomes } from './lib/scenarios.js'
 import { renderTables, renderTargets, type Results } from './lib/report.js'
+import { SCALE_DRIVERS, NotSelected, fdLimit, partialFailures } from './lib/scale.js'
+import { SCALE_SCENARIOS, type ScaleScenario } from './lib/scale-plan.js'
+import { renderScale, renderScaleSvg, type ScaleOutcomes } from './lib/report-scale.js'
 import type { PeerName } from './lib/types.js'
 
 const LOAD_CORE = 1
@@ -23,14 +27,12 @@ function socketsNeeded (opts: Options): number {
   if (scenarios.includes('broadcast')) n = Math.max(n, ...plan.broadcast.sizes.map((s) => s + 1))
   if (scenarios.includes('memory')) n = Math.max(n, plan.memory.connections)
   if (scenarios.includes('history')) n = Math.max(n, plan.history.receivers + 1)
+  // the cost curve measures what fits under the limit and reports the rest as not measured
+  if (scenarios.includes('instances')) n = Math.max(n, plan.instances.receivers + 1)
   return n
 }
 
-/** The soft file-descriptor limit children inherit (Node cannot raise it itself). */
-function fdLimit (): number {
-  const out = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()
-  return out === 'unlimited' ? Infinity : Number(out)
-}
+const isScale = (s: Scenario): s is ScaleScenario => (SCALE_SCENARIOS as readonly string[]).includes(s)
 
 /** Described before pinning: after it, availableParallelism() reports the pinned set. */
 function machine (): string {
@@ -82,6 +84,8 @@ async function main (): Promise<number> {
   let load = startLoad(twoCores)
   await load.ready
   const results: Results = {}
+  const scale: ScaleOutcomes = {}
+  let failures = 0
 
   // a failed scenario may leave the load generator mid-phase: start a clean one
   const freshLoad = async (): Promise<void> => {
@@ -91,6 +95,22 @@ async function main (): Promise<number> {
   }
   for (const scenario of opts.scenarios) {
     log(`\n== ${scenario}`)
+    if (isScale(scenario)) {
+      try {
+        const value = await (SCALE_DRIVERS[scenario] as (c: DriverContext, p: typeof peers) => Promise<never>)({ plan: opts.plan, load, log }, peers)
+        ;(scale as Record<string, unknown>)[scenario] = { ok: true, value }
+        for (const f of partialFailures(scenario, value)) {
+          failures++
+          log(`  FAILED: ${f}`)
+        }
+      } catch (err) {
+        if (!(err instanceof NotSelected)) failures++
+        scale[scenario] = { ok: false, reason: err instanceof Error ? err.message : String(err) }
+        log(`  FAILED: ${scale[scenario]!.ok === false ? (scale[scenario] as { reason: string }).reason : ''}`)
+        await freshLoad()
+      }
+      continue
+    }
     let byPeer: PeerOutcomes = {}
     if (scenario === 'throughput' || scenario === 'handshake') {
       byPeer = await INTERLEAVED_DRIVERS[scenario](peers, { plan: opts.plan, load, log })
@@ -115,7 +135,8 @@ async function main (): Promise<number> {
       }
       if (scenario === 'redis' && !peers.includes('wsx')) byPeer.wsx = { ok: false, reason: wsxReason ?? 'fastify-wsx not selected' }
     }
-    ;(results as Record<Scenario, PeerOutcomes>)[scenario] = byPeer
+    failures += Object.values(byPeer).filter((o) => !o.ok).length
+    ;(results as Record<string, PeerOutcomes>)[scenario] = byPeer
   }
   await load.stop()
 
@@ -141,6 +162,7 @@ async function main (): Promise<number> {
       latencyLabel: `${p.latency.rate.toLocaleString('en-US')} req/s over ${p.latency.connections} connections, ${p.latency.durationMs / 1000} s`,
       memoryLabel: `${p.memory.connections.toLocaleString('en-US')} connections`
     }),
+    renderScale(scale),
     renderTargets(results, p.quick)
   ].join('\n')
 
@@ -149,8 +171,15 @@ async function main (): Promise<number> {
     mkdirSync(dirname(opts.out), { recursive: true })
     writeFileSync(opts.out, `${report}\n`)
     log(`bench: written to ${relative(process.cwd(), opts.out)}`)
+    const svg = renderScaleSvg(scale, `${startedAt.toISOString()} · ${host}${p.quick ? ' · --quick smoke, not a result' : ''}`)
+    if (svg !== null) {
+      const svgPath = opts.out.replace(/\.md$/, '') + '.svg'
+      writeFileSync(svgPath, svg)
+      log(`bench: plot written to ${relative(process.cwd(), svgPath)}`)
+    }
   }
-  return 0
+  if (failures > 0) log(`bench: ${failures} scenario or peer failure(s)`)
+  return failures > 0 ? 1 : 0
 }
 
 main().then(

@@ -1,4 +1,4 @@
-// The four peers: how to start each one's server process and how to reach it.
+// The peers: how to start each one's server process and how to reach it.
 import { existsSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -17,6 +17,7 @@ export interface PeerInfo {
 export const PEER_INFO: Record<PeerName, PeerInfo> = {
   ws: { label: 'raw ws', script: 'bench/servers/ws.ts', kind: 'ws', path: '/' },
   fastify: { label: 'raw @fastify/websocket', script: 'bench/servers/fastify.ts', kind: 'ws', path: '/ws' },
+  fastifyJwt: { label: 'raw @fastify/websocket + @fastify/jwt', script: 'bench/servers/fastify-jwt.ts', kind: 'ws-jwt', path: '/ws' },
   socketio: { label: 'socket.io 4 (emit + ack)', script: 'bench/servers/socketio.ts', kind: 'sio', path: '' },
   wsx: { label: 'fastify-wsx /ws/bench', script: 'bench/servers/wsx.ts', kind: 'wsx', path: '/ws/bench' }
 }
@@ -55,12 +56,27 @@ export interface StartOptions {
   redisUrl?: string
   /** wsx: WSX_DEMO_BENCH_HISTORY, events kept by the `bench` group's history (0 or absent: none) */
   benchHistory?: number
+  /** ping every connection at this interval (wsx: WSX_DEMO_HEARTBEAT_MS; raw peers: BENCH_HEARTBEAT_MS) */
+  heartbeatMs?: number
+  /** another server script speaking the same contract (e.g. bench/servers/wsx-shape.ts) */
+  script?: string
+  /** extra environment for the server */
+  env?: Record<string, string>
+  /** a label for logs and errors */
+  label?: string
 }
 
 /** The environment of a server: the orchestrator's, minus any WSX_DEMO_* it happens to have. */
 function serverEnv (name: PeerName, opts: StartOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WSX_DEMO_')) env[k] = v
+  if (opts.heartbeatMs !== undefined) {
+    env.BENCH_HEARTBEAT_MS = String(opts.heartbeatMs)
+    env.WSX_DEMO_HEARTBEAT_MS = String(opts.heartbeatMs)
+  }
+  Object.assign(env, opts.env)
+  // the JWT peer verifies the same tokens the same way (HS256, exp required)
+  if (name === 'fastifyJwt') env.WSX_DEMO_SECRET = demoSecret
   if (name === 'wsx') {
     env.WSX_DEMO_SECRET = demoSecret
     // the connection limits still run on every upgrade, they just never trip: the bench
@@ -95,7 +111,7 @@ async function loginUsers (port: number, users: number): Promise<string[]> {
 /** Starts a peer's server pinned to SERVER_CORE and, for wsx, logs users in. */
 export async function startPeer (name: PeerName, opts: StartOptions = {}): Promise<RunningPeer> {
   const info = PEER_INFO[name]
-  const server = startChild(`server ${name}`, info.script, {
+  const server = startChild(`server ${opts.label ?? name}`, opts.script ?? info.script, {
     core: SERVER_CORE,
     nodeArgs: ['--expose-gc'],
     env: serverEnv(name, opts)
@@ -105,7 +121,7 @@ export async function startPeer (name: PeerName, opts: StartOptions = {}): Promi
     const port = Number(ready.port)
     const scheme = info.kind === 'sio' ? 'http' : 'ws'
     const spec: ConnectSpec = { kind: info.kind, url: `${scheme}://127.0.0.1:${port}${info.path}` }
-    if (name === 'wsx') spec.tokens = await loginUsers(port, opts.users ?? 1)
+    if (name === 'wsx' || name === 'fastifyJwt') spec.tokens = await loginUsers(port, opts.users ?? 1)
     return {
       name,
       server,

@@ -1,15 +1,16 @@
 // Command-line options and the plan (counts, durations) of a bench run.
 import type { PeerName } from './types.js'
+import { SCALE_SCENARIOS, FULL_SCALE_PLAN, QUICK_SCALE_PLAN, type ScalePlan } from './scale-plan.js'
 
 /** Scenarios in the order they run. */
-export const SCENARIOS = ['throughput', 'latency', 'broadcast', 'memory', 'handshake', 'redis', 'history'] as const
+export const SCENARIOS = ['throughput', 'latency', 'broadcast', 'memory', 'handshake', 'redis', 'history', ...SCALE_SCENARIOS] as const
 export type Scenario = typeof SCENARIOS[number]
 
 /** Peers in the order they appear in every table. */
-export const PEERS: readonly PeerName[] = ['ws', 'fastify', 'socketio', 'wsx']
+export const PEERS: readonly PeerName[] = ['ws', 'fastify', 'fastifyJwt', 'socketio', 'wsx']
 
 /** Counts and durations; `--quick` shrinks them. */
-export interface Plan {
+export interface Plan extends ScalePlan {
   quick: boolean
   /** repetitions of throughput and handshakes (the median is reported) */
   reps: number
@@ -33,20 +34,25 @@ export const FULL_PLAN: Plan = {
   memory: { connections: 5000 },
   handshake: { warmupMs: 500, durationMs: 2000, concurrency: 16 },
   redis: { count: 300, warmup: 30 },
-  history: { receivers: 1000, repeats: 15, rounds: 3 }
+  history: { receivers: 1000, repeats: 15, rounds: 3 },
+  ...FULL_SCALE_PLAN
 }
 
-/** `--quick`: one repetition, smaller counts, well under a minute and a half. */
+/**
+ * `--quick`: a smoke test of every scenario (CI runs it), a few seconds each: one
+ * repetition, tiny counts and windows. It proves the bench still runs, not what it measures.
+ */
 export const QUICK_PLAN: Plan = {
   quick: true,
   reps: 1,
-  throughput: { connections: 50, inflight: 10, warmupMs: 1000, windowMs: 2000 },
-  latency: { connections: 50, rate: 10_000, warmupMs: 500, durationMs: 2000 },
-  broadcast: { sizes: [1000, 2000], repeats: 3 },
-  memory: { connections: 2000 },
-  handshake: { warmupMs: 300, durationMs: 1500, concurrency: 16 },
-  redis: { count: 100, warmup: 10 },
-  history: { receivers: 1000, repeats: 7, rounds: 1 }
+  throughput: { connections: 20, inflight: 4, warmupMs: 300, windowMs: 500 },
+  latency: { connections: 20, rate: 2000, warmupMs: 300, durationMs: 700 },
+  broadcast: { sizes: [100, 200], repeats: 2 },
+  memory: { connections: 200 },
+  handshake: { warmupMs: 200, durationMs: 500, concurrency: 8 },
+  redis: { count: 20, warmup: 5 },
+  history: { receivers: 100, repeats: 2, rounds: 1 },
+  ...QUICK_SCALE_PLAN
 }
 
 /** Parsed command line. */

@@ -7,7 +7,35 @@ import { track } from './children.js'
 /** A running redis-server owned by the bench. */
 export interface RedisServer {
   url: string
+  /** seconds of CPU (user + system) the server has used so far, from `INFO cpu` */
+  cpuSeconds (): Promise<number>
   stop (): Promise<void>
+}
+
+/** One inline command over a raw socket; resolves the whole reply once it stops growing. */
+function command (port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ port, host: '127.0.0.1' })
+    let text = ''
+    sock.setTimeout(2000, () => { sock.destroy(); reject(new Error(`redis ${line}: timeout`)) })
+    sock.once('error', reject)
+    sock.once('connect', () => sock.write(`${line}\r\n`))
+    sock.on('data', (buf) => {
+      text += buf.toString()
+      // a bulk reply: $<len>\r\n<body>\r\n
+      const m = /^\$(\d+)\r\n/.exec(text)
+      if (m !== null && text.length >= m[0].length + Number(m[1]) + 2) {
+        sock.destroy()
+        resolve(text.slice(m[0].length, m[0].length + Number(m[1])))
+      }
+    })
+  })
+}
+
+async function cpuSecondsOf (port: number): Promise<number> {
+  const info = await command(port, 'INFO cpu')
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN)
+  return field('used_cpu_user') + field('used_cpu_sys')
 }
 
 /** True when a redis-server binary is on PATH. */
@@ -51,7 +79,7 @@ export async function startRedisServer (): Promise<RedisServer> {
     await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
   }
   for (let i = 0; i < 100; i++) {
-    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, stop }
+    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, cpuSeconds: () => cpuSecondsOf(port), stop }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   await stop()

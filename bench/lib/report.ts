@@ -2,14 +2,17 @@
 // @fastify/websocket (and socket.io for throughput), then the issue's targets with
 // PASS/MISS for fastify-wsx.
 import type { Scenario } from './plan.js'
+import type { ScaleScenario } from './scale-plan.js'
 import { PEER_INFO } from './peers.js'
 import type { ScenarioResults } from './scenarios.js'
 import type { Outcome, PeerName } from './types.js'
 
-export type ResultOf<S extends Scenario> = ScenarioResults[S]
+/** The scenarios measured peer by peer (the scale scenarios report themselves: report-scale.ts). */
+export type PeerScenario = Exclude<Scenario, ScaleScenario>
+export type ResultOf<S extends PeerScenario> = ScenarioResults[S]
 
 /** Every outcome of a run, by scenario then peer. */
-export type Results = { [S in Scenario]?: Partial<Record<PeerName, Outcome<ResultOf<S>>>> }
+export type Results = { [S in PeerScenario]?: Partial<Record<PeerName, Outcome<ResultOf<S>>>> }
 
 const BASE: PeerName = 'fastify'
 
@@ -24,14 +27,14 @@ const ratio = (a: number, b: number | undefined): string => b === undefined || !
 const kb = (bytes: number): string => fixed(bytes / 1024, 1)
 const verdict = (pass: boolean): string => pass ? 'PASS' : 'MISS'
 
-function value<S extends Scenario> (results: Results, s: S, peer: PeerName): ResultOf<S> | undefined {
+function value<S extends PeerScenario> (results: Results, s: S, peer: PeerName): ResultOf<S> | undefined {
   const o = results[s]?.[peer]
   return o?.ok === true ? o.value as ResultOf<S> : undefined
 }
 
 /** A target of issue 6, checked on fastify-wsx against its reference peer. */
 interface Target {
-  scenario: Scenario
+  scenario: PeerScenario
   /** a word or two for the scenario table's target column */
   short: string
   text: string
@@ -39,7 +42,7 @@ interface Target {
   check (r: Results): { measured: string, pass: boolean } | undefined
 }
 
-function ratioTarget (scenario: Scenario, short: string, text: string, pick: (r: Results, peer: PeerName) => number | undefined, vs: PeerName, limit: number, atLeast: boolean): Target {
+function ratioTarget (scenario: PeerScenario, short: string, text: string, pick: (r: Results, peer: PeerName) => number | undefined, vs: PeerName, limit: number, atLeast: boolean): Target {
   return {
     scenario,
     short,
@@ -60,6 +63,7 @@ const p99 = (r: Results, p: PeerName): number | undefined => value(r, 'latency',
 const lastAtLargest = (r: Results, p: PeerName): number | undefined => value(r, 'broadcast', p)?.points.at(-1)?.lastMs
 const heap = (r: Results, p: PeerName): number | undefined => value(r, 'memory', p)?.heapPerConn
 const hs = (r: Results, p: PeerName): number | undefined => value(r, 'handshake', p)?.perSec
+const hsCpu = (r: Results, p: PeerName): number | undefined => value(r, 'handshake', p)?.cpuUsPerHandshake
 
 /** The issue's targets, in its order. */
 export const TARGETS: Target[] = [
@@ -70,6 +74,9 @@ export const TARGETS: Target[] = [
   ratioTarget('broadcast', 'time', 'broadcast to 5 000: time until the last has it ≤ 1.1 × raw @fastify/websocket', lastAtLargest, BASE, 1.1, false),
   ratioTarget('memory', 'heap', 'heap per idle authenticated connection ≤ raw @fastify/websocket', heap, BASE, 1, false),
   ratioTarget('handshake', 'rate', 'handshakes/s with JWT at the upgrade ≥ 0.8 × raw @fastify/websocket without auth', hs, BASE, 0.8, true),
+  // issue 16: the tighter hot-path target, and the handshake against the honest floor
+  ratioTarget('throughput', 'CPU (16)', 'server CPU per round-trip ≤ 1.15 × raw @fastify/websocket (issue 16)', cpu, BASE, 1.15, false),
+  ratioTarget('handshake', 'CPU vs +jwt', 'server CPU per handshake ≤ 1.2 × raw @fastify/websocket + @fastify/jwt in onRequest (issue 16)', hsCpu, 'fastifyJwt', 1.2, false),
   {
     scenario: 'history',
     short: 'CPU',
@@ -92,7 +99,7 @@ export const TARGETS: Target[] = [
 ]
 
 /** PASS/MISS cells of the wsx row for one scenario's targets. */
-function targetCell (r: Results, scenario: Scenario, peer: PeerName): string {
+function targetCell (r: Results, scenario: PeerScenario, peer: PeerName): string {
   if (peer !== 'wsx') return ''
   return TARGETS.filter((t) => t.scenario === scenario)
     .map((t) => {
@@ -102,9 +109,9 @@ function targetCell (r: Results, scenario: Scenario, peer: PeerName): string {
     .join(', ')
 }
 
-type RowBuilder<S extends Scenario> = (v: ResultOf<S>, peer: PeerName, r: Results) => string[][]
+type RowBuilder<S extends PeerScenario> = (v: ResultOf<S>, peer: PeerName, r: Results) => string[][]
 
-function scenarioTable<S extends Scenario> (r: Results, s: S, title: string, headers: string[], build: RowBuilder<S>): string {
+function scenarioTable<S extends PeerScenario> (r: Results, s: S, title: string, headers: string[], build: RowBuilder<S>): string {
   const byPeer = r[s]
   if (byPeer === undefined) return ''
   const rows: string[][] = []
@@ -139,9 +146,9 @@ export function renderTables (r: Results, plan: { quick: boolean, throughputLabe
     scenarioTable(r, 'memory', `Memory per idle connection (${plan.memoryLabel}, server side, after forced GC)`,
       ['peer', 'connections', 'heap KB / conn', 'RSS KB / conn', 'heap vs fastify', 'target'],
       (v, peer, all) => [[int(v.connections), kb(v.heapPerConn), kb(v.rssPerConn), ratio(v.heapPerConn, heap(all, BASE)), targetCell(all, 'memory', peer)]]),
-    scenarioTable(r, 'handshake', 'Handshakes/s (fastify-wsx: JWT verified at the upgrade; raw peers: no auth)',
-      ['peer', 'handshakes/s', 'server µs CPU / connection', 'vs fastify', 'errors', 'target'],
-      (v, peer, all) => [[int(v.perSec), fixed(v.cpuUsPerHandshake, 0), ratio(v.perSec, hs(all, BASE)), String(v.errors), targetCell(all, 'handshake', peer)]]),
+    scenarioTable(r, 'handshake', 'Handshakes/s (fastify-wsx and raw + @fastify/jwt: JWT verified at the upgrade; other raw peers: no auth)',
+      ['peer', 'handshakes/s', 'server µs CPU / connection', 'vs fastify', 'CPU vs raw + jwt', 'errors', 'target'],
+      (v, peer, all) => [[int(v.perSec), fixed(v.cpuUsPerHandshake, 0), ratio(v.perSec, hs(all, BASE)), ratio(v.cpuUsPerHandshake, hsCpu(all, 'fastifyJwt')), String(v.errors), targetCell(all, 'handshake', peer)]]),
     scenarioTable(r, 'redis', 'Cross-instance broadcast through Redis (fastify-wsx only; one broadcast at a time)',
       ['peer', 'local p50 ms', 'via Redis p50 ms', 'added p50 ms', 'local p99 ms', 'via Redis p99 ms', 'target'],
       (v, peer, all) => [[fixed(v.local.p50, 3), fixed(v.cross.p50, 3), fixed(v.addedP50, 3), fixed(v.local.p99, 3), fixed(v.cross.p99, 3), targetCell(all, 'redis', peer)]]),

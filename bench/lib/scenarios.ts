@@ -39,7 +39,7 @@ export type PeerOutcomes = Partial<Record<PeerName, Outcome<unknown>>>
 /** Raised when a scenario does not apply to a peer; reported as "n/a", not as a failure. */
 export class NotApplicable extends Error {}
 
-async function withPeer<T> (name: PeerName, opts: StartOptions, ctx: DriverContext, body: (peer: RunningPeer) => Promise<T>): Promise<T> {
+export async function withPeer<T> (name: PeerName, opts: StartOptions, ctx: DriverContext, body: (peer: RunningPeer) => Promise<T>): Promise<T> {
   const peer = await startPeer(name, opts)
   try {
     return await body(peer)
@@ -55,7 +55,7 @@ async function openConnections (ctx: DriverContext, pool: string, spec: ConnectS
 }
 
 /** Waits (bounded) until the server counts `n` open sockets, so it has finished setting them up. */
-async function awaitServerConnections (peer: RunningPeer, n: number, ms = 10_000): Promise<void> {
+export async function awaitServerConnections (peer: RunningPeer, n: number, ms = 10_000): Promise<void> {
   const until = Date.now() + ms
   let seen = await peer.connections()
   while (seen !== n && seen !== -1 && Date.now() < until) {

@@ -1,19 +1,23 @@
 // Shapes shared by the orchestrator, the server children and the load generator.
 
-/** The four peers compared side by side. */
-export type PeerName = 'ws' | 'fastify' | 'socketio' | 'wsx'
+/** The peers compared side by side. */
+export type PeerName = 'ws' | 'fastify' | 'fastifyJwt' | 'socketio' | 'wsx'
 
 /** How the load generator talks to a peer. */
 export type ClientKind =
   | 'ws' // plain WebSocket, JSON envelope, ready on open
   | 'wsx' // WebSocket with a Bearer JWT at the upgrade, ready on the `socket.authorized` frame
   | 'sio' // socket.io-client, websocket transport only, emit with ack
+  | 'ws-jwt' // plain WebSocket with a Bearer JWT at the upgrade, ready on open
+  | 'wsx-msgpack' // as 'wsx', offering wsx.v1.msgpack: MessagePack in binary frames
 
 /** Where and how to connect; tokens (wsx only) are handed out round-robin per connection. */
 export interface ConnectSpec {
   kind: ClientKind
   url: string
   tokens?: string[]
+  /** local (source) addresses, round-robin per connection: each 127.0.0.x has its own port range */
+  localAddresses?: string[]
 }
 
 /** Server CPU time since process start (process.cpuUsage), in µs. */

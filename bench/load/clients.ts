@@ -1,8 +1,10 @@
-// One client interface over the three ways the load generator talks to a peer:
-// a raw WebSocket with the JSON envelope, the same with a Bearer JWT at the upgrade
-// (fastify-wsx), and socket.io emit-with-ack. Scenarios only see BenchConn.
+// One client interface over the ways the load generator talks to a peer: a raw WebSocket
+// with the JSON envelope, the same with a Bearer JWT at the upgrade (raw + @fastify/jwt,
+// fastify-wsx), fastify-wsx in MessagePack, and socket.io emit-with-ack. Scenarios only
+// see BenchConn.
 import { WebSocket } from 'ws'
 import { io as ioClient } from 'socket.io-client'
+import { Packr, Unpackr } from 'msgpackr'
 import type { BenchData, ConnectSpec } from '../lib/types.js'
 
 /** A connected client; set the callbacks before sending. */
@@ -18,9 +20,17 @@ export interface BenchConn {
 
 const noop = (): void => {}
 
-/** Parses a server frame of the JSON envelope and routes it to the callbacks. */
-function routeFrame (conn: BenchConn, raw: string, ws: WebSocket): void {
-  const msg = JSON.parse(raw) as { id?: unknown, ok?: unknown, action?: unknown, data?: unknown }
+const packr = new Packr({ useRecords: false, variableMapSize: true })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+/**
+ * Payload bytes of every frame sent and received (WebSocket headers not included), counted
+ * only while `counting` is on: the codec comparison reads them per round-trip.
+ */
+export const wire = { counting: false, sent: 0, received: 0 }
+
+/** Routes a decoded server frame to the callbacks. */
+function routeMessage (conn: BenchConn, msg: { id?: unknown, ok?: unknown, action?: unknown, data?: unknown }, ws: WebSocket): void {
   if (typeof msg.id === 'number' && msg.ok !== undefined) {
     conn.onReply(msg.id, msg.ok === true)
   } else if (msg.action === 'bench.tick') {
@@ -35,12 +45,22 @@ function routeFrame (conn: BenchConn, raw: string, ws: WebSocket): void {
   // anything else (socket.authorized, pings...) is not part of the measurement
 }
 
-function connectWs (spec: ConnectSpec, token: string | undefined, timeoutMs: number): Promise<BenchConn> {
+/** Parses a server frame of the JSON envelope and routes it to the callbacks. */
+function routeFrame (conn: BenchConn, raw: string, ws: WebSocket): void {
+  routeMessage(conn, JSON.parse(raw) as { id?: unknown, ok?: unknown, action?: unknown, data?: unknown }, ws)
+}
+
+function connectWs (spec: ConnectSpec, token: string | undefined, timeoutMs: number, localAddress: string | undefined): Promise<BenchConn> {
   const headers = token === undefined ? undefined : { authorization: `Bearer ${token}` }
-  const ws = new WebSocket(spec.url, { headers, perMessageDeflate: false })
-  const waitForAuthorized = spec.kind === 'wsx'
+  const packed = spec.kind === 'wsx-msgpack'
+  const ws = new WebSocket(spec.url, packed ? ['wsx.v1.msgpack'] : [], { headers, perMessageDeflate: false, ...(localAddress !== undefined && { localAddress }) })
+  const waitForAuthorized = spec.kind === 'wsx' || packed
   const conn: BenchConn = {
-    request (id, action, data) { ws.send(JSON.stringify({ id, action, data })) },
+    request (id, action, data) {
+      const frame = packed ? packr.pack({ id, action, data }) : JSON.stringify({ id, action, data })
+      if (wire.counting) wire.sent += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length
+      ws.send(frame)
+    },
     onReply: noop,
     onTick: noop,
     close () { ws.terminate() }
@@ -70,6 +90,16 @@ function connectWs (spec: ConnectSpec, token: string | undefined, timeoutMs: num
     // fastify-wsx is usable once it says so: the first frame is socket.authorized
     if (!waitForAuthorized) ws.once('open', succeed)
     ws.on('message', (raw: Buffer) => {
+      if (wire.counting) wire.received += raw.length
+      if (packed) {
+        const msg = unpackr.unpack(raw) as { action?: unknown }
+        if (!settled) {
+          if (msg.action === 'socket.authorized') succeed()
+          return
+        }
+        routeMessage(conn, msg, ws)
+        return
+      }
       const text = raw.toString()
       if (!settled && waitForAuthorized) {
         if (text.includes('"socket.authorized"')) succeed()
@@ -109,8 +139,9 @@ export function connect (spec: ConnectSpec, index: number, timeoutMs = 15_000): 
   if (spec.kind === 'sio') return connectSocketIo(spec, timeoutMs)
   const tokens = spec.tokens ?? []
   const token = tokens.length > 0 ? tokens[index % tokens.length] : undefined
-  if (spec.kind === 'wsx' && token === undefined) return Promise.reject(new Error('wsx peer needs a token'))
-  return connectWs(spec, token, timeoutMs)
+  if (spec.kind !== 'ws' && token === undefined) return Promise.reject(new Error(`${spec.kind} peer needs a token`))
+  const addresses = spec.localAddresses ?? []
+  return connectWs(spec, token, timeoutMs, addresses.length > 0 ? addresses[index % addresses.length] : undefined)
 }
 
 /** Opens `count` connections, at most `concurrency` handshakes at a time; all or none. */

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { serveRpc } from '../lib/rpc.js'
 import { summarize, type LatencySummary } from '../lib/stats.js'
 import { PAYLOAD, type BenchData, type ConnectSpec } from '../lib/types.js'
-import { connect, connectMany, type BenchConn } from './clients.js'
+import { connect, connectMany, wire, type BenchConn } from './clients.js'
 
 const data: BenchData = { p: PAYLOAD }
 /** Open connections by pool name (one pool per peer, so peers can be measured in turns). */
@@ -220,7 +220,17 @@ async function deliveryLatency (args: { sender: ConnectSpec, receiver: ConnectSp
   }
 }
 
+/** Starts (and zeroes) or stops counting payload bytes; returns the counts so far. */
+function wireBytes (args: { count: boolean }): { sent: number, received: number } {
+  const counts = { sent: wire.sent, received: wire.received }
+  wire.counting = args.count
+  wire.sent = 0
+  wire.received = 0
+  return counts
+}
+
 serveRpc({
+  wireBytes: (a) => wireBytes(a as Parameters<typeof wireBytes>[0]),
   open: (a) => open(a as Parameters<typeof open>[0]),
   closeAll: (a) => closeAll(a as Parameters<typeof closeAll>[0]),
   pumpStart: (a) => pumpStart(a as Parameters<typeof pumpStart>[0]),

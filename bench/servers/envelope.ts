@@ -46,3 +46,26 @@ export function handleFrame (socket: RawSocket, raw: string, everyone: () => Ite
       replyError(socket, msg.id, 'not_found')
   }
 }
+
+/**
+ * The usual `ws` liveness loop, for comparisons at the same heartbeat: every `ms`, ping each
+ * socket and terminate one that did not answer the previous ping. Off unless
+ * BENCH_HEARTBEAT_MS is set (the orchestrator sets it for the cost-curve scenario).
+ */
+export function startHeartbeat (sockets: () => Iterable<RawSocket>): void {
+  const ms = Number(process.env.BENCH_HEARTBEAT_MS ?? 0)
+  if (!(ms > 0)) return
+  const alive = new WeakMap<RawSocket, boolean>()
+  const timer = setInterval(() => {
+    for (const s of sockets()) {
+      if (alive.get(s) === false) {
+        s.terminate()
+        continue
+      }
+      if (!alive.has(s)) s.on('pong', () => alive.set(s, true))
+      alive.set(s, false)
+      s.ping()
+    }
+  }, ms)
+  timer.unref()
+}

@@ -4,7 +4,7 @@
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import type { AddressInfo } from 'node:net'
-import { handleFrame } from './envelope.js'
+import { handleFrame, startHeartbeat } from './envelope.js'
 import { startControl, failStart } from './control.js'
 
 async function main (): Promise<void> {
@@ -17,6 +17,7 @@ async function main (): Promise<void> {
     })
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
+  startHeartbeat(() => app.websocketServer.clients)
   const port = (app.server.address() as AddressInfo).port
   startControl({ port, connections: () => app.websocketServer.clients.size })
 }

@@ -102,6 +102,8 @@ export const benchRoute = defineRoute({
   authenticate: [authenticate],
   handshake: false,
   messageRateLimit: false,
+  // JSON and MessagePack clients alike: `npm run bench` compares the two
+  msgpack: true,
   groups: () => 'bench',
   events: { 'bench.tick': BenchData },
   actions: {
@@ -149,6 +151,7 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
     connectionRateLimit: { max: s.connectLimit, timeWindow: s.connectWindowSeconds * 1000 },
     maxConnectionsPerIp: s.maxConnectionsPerIp,
     maxConnectionsPerUser: s.maxConnectionsPerUser,
+    heartbeatMs: s.heartbeatMs,
     handshake: {
       attempts: s.authAttempts,
       lockSeconds: s.authLockSeconds,
