@@ -204,6 +204,15 @@ async function deliveryLatency (args: { sender: ConnectSpec, receiver: ConnectSp
   const sender = await connect(args.sender, 0)
   const receiver = await connect(args.receiver, 1)
   try {
+    // the receiver's group subscription may still be on its way to Redis when its first frame
+    // arrives: broadcast (negative sequence numbers) until one gets through, then measure
+    let primed = false
+    for (let k = 1; k <= 50 && !primed; k++) {
+      receiver.onTick = (d) => { if (d.bseq === -k) primed = true }
+      sender.request(nextId++, 'bench.broadcast', { p: PAYLOAD, bseq: -k })
+      await waitFor(() => primed, 200)
+    }
+    if (!primed) throw new Error('no broadcast reached the receiver within 10 s')
     const samples: number[] = []
     for (let i = 0; i < args.count + args.warmup; i++) {
       let at = -1
