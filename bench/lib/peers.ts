@@ -85,6 +85,8 @@ function serverEnv (name: PeerName, opts: StartOptions): NodeJS.ProcessEnv {
     env.WSX_DEMO_CONNECT_WINDOW_SECONDS = '10'
     env.WSX_DEMO_MAX_CONNECTIONS_PER_IP = '1000000'
     env.WSX_DEMO_MAX_CONNECTIONS_PER_USER = '1000000'
+    // the cost curve goes past the default cap of 10 000 connections per instance
+    env.WSX_DEMO_MAX_CONNECTIONS = '1000000'
     env.WSX_DEMO_TOKEN_TTL = '3600'
     if (opts.redisUrl !== undefined) env.WSX_DEMO_REDIS_URL = opts.redisUrl
     if (opts.benchHistory !== undefined) env.WSX_DEMO_BENCH_HISTORY = String(opts.benchHistory)

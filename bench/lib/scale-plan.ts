@@ -17,7 +17,7 @@ export interface ScalePlan {
 }
 
 export const FULL_SCALE_PLAN: ScalePlan = {
-  curve: { sizes: [1000, 5000, 10_000, 25_000, 50_000], heartbeatMs: 1000, idleWindowMs: 5000, broadcasts: 5, localAddresses: 4 },
+  curve: { sizes: [1000, 5000, 10_000, 25_000, 50_000], heartbeatMs: 2000, idleWindowMs: 5000, broadcasts: 5, localAddresses: 4 },
   shape: { actions: [2, 200], groups: [10, 10_000], connections: 50, inflight: 10, warmupMs: 1500, windowMs: 3000 },
   codec: { connections: 50, inflight: 10, warmupMs: 1500, windowMs: 3000 },
   instances: { counts: [1, 2, 4], receivers: 4000, broadcasts: 7, latencyCount: 200, latencyWarmup: 20 }

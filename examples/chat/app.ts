@@ -151,6 +151,7 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
     connectionRateLimit: { max: s.connectLimit, timeWindow: s.connectWindowSeconds * 1000 },
     maxConnectionsPerIp: s.maxConnectionsPerIp,
     maxConnectionsPerUser: s.maxConnectionsPerUser,
+    maxConnections: s.maxConnections,
     heartbeatMs: s.heartbeatMs,
     handshake: {
       attempts: s.authAttempts,

@@ -17,6 +17,8 @@ export interface DemoSettings {
   connectWindowSeconds: number
   maxConnectionsPerIp: number
   maxConnectionsPerUser: number
+  /** connections one instance accepts (the plugin's maxConnections) */
+  maxConnections: number
   /** events kept by the `bench` group's history (0: no history); for `npm run bench` */
   benchHistory: number
   /** ping interval of every connection, ms (0: off); the bench shortens it to measure its cost */
@@ -54,6 +56,7 @@ export function readSettings (env: NodeJS.ProcessEnv = process.env): DemoSetting
     connectWindowSeconds: int('WSX_DEMO_CONNECT_WINDOW_SECONDS', 10),
     maxConnectionsPerIp: int('WSX_DEMO_MAX_CONNECTIONS_PER_IP', 256),
     maxConnectionsPerUser: int('WSX_DEMO_MAX_CONNECTIONS_PER_USER', 32),
+    maxConnections: int('WSX_DEMO_MAX_CONNECTIONS', 10_000),
     benchHistory: int('WSX_DEMO_BENCH_HISTORY', 0),
     heartbeatMs: int('WSX_DEMO_HEARTBEAT_MS', 25_000)
   }
