@@ -9,7 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import { build, tokenFor } from './helpers/build.js'
-import { connect, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { WebSocket } from 'ws'
+import { connect, baseUrl, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { createClient } from '../client/index.js'
 import { action, errors } from '../index.js'
 import type { HandshakeOptions } from '../types/options.js'
 
@@ -176,5 +178,11 @@ t.test('credentials: a custom API-key header is explicit at the upgrade and carr
   const c = await open(t, app)
   await c.next()
   t.match(await c.authorize('unused'), { ok: false }, 'a token is not the key')
-  t.match(await c.request('socket.authorize', { api_key: 'svc-1' }), { action: 'socket.authorized' }, 'api_key travels in X-Service-Key')
+  t.match(await c.authorize({ api_key: 'svc-1' }), { action: 'socket.authorized' }, 'api_key travels in X-Service-Key')
+
+  // the typed client sends the same credential kinds
+  const client = createClient((await baseUrl(app)) + '/ws', { WebSocket, token: async () => ({ api_key: 'svc-1' }) })
+  t.teardown(() => client.close())
+  t.same(await client.ready(), { via: 'authorize' }, 'typed client: authorized with an API key')
+  t.same(await client.request('me.get', {}), { sub: 'svc' })
 })
