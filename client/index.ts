@@ -7,7 +7,7 @@ import { WsxClientError, errorFromReply, isObject } from './errors.js'
 import type {
   ActionName, ChannelEvent, ChannelName, ChannelParams, ClientEvents, ClientOptions, ClientState,
   ClientCodec, Position, ReadyInfo, ReconnectOptions, RecoveryInfo, ReplyData, RequestArgs, RequestOptions, RouteShape,
-  TokenProvider, Via, WebSocketConstructor, WebSocketLike
+  TokenProvider, Via, WebSocketConstructor, WebSocketLike, Credential, AuthorizeCredentials
 } from './types.js'
 
 export { WsxClientError } from './errors.js'
@@ -23,6 +23,7 @@ const SUBSCRIBE = 'channel.subscribe'
 const UNSUBSCRIBE = 'channel.unsubscribe'
 const HANDSHAKE = 'socket.handshake'
 const AUTHORIZED = 'socket.authorized'
+const CREDENTIAL_FIELDS = ['token', 'username', 'password', 'api_key', 'session_id'] as const
 const EXPIRED = 'socket.expired'
 const RESYNC = 'socket.resync'
 const GROUP_JOINED = 'group.joined'
@@ -101,7 +102,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   #held: Job[] = []
   #holdUntil = 0
   #holdTimer: ReturnType<typeof setTimeout> | undefined
-  #credential: string | TokenProvider | undefined
+  #credential: Credential | TokenProvider | undefined
   #socket: WebSocketLike | null = null
   #state: ClientState = 'connecting'
   #via: Via = null
@@ -231,7 +232,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
    * a resume after the server closed with 4401 / 4403 / 4408. The token (or provider)
    * replaces the one given to `createClient` for later reconnects.
    */
-  async authorize (token: string | TokenProvider): Promise<ReadyInfo> {
+  async authorize (token: Credential | TokenProvider): Promise<ReadyInfo> {
     if (this.#state === 'closed') throw closedError('The client was closed.')
     this.#credential = token
     if (this.#state === 'stopped' || this.#state === 'waiting') return this.connect()
@@ -395,23 +396,32 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   /** Sends `socket.authorize` with the current credential (bypassing the ready gate). */
   async #sendAuthorize (): Promise<NonNullable<Via>> {
     const socket = this.#socket
-    const token = await this.#resolveToken()
+    const credentials = await this.#resolveToken()
     // a slow token provider may outlive the socket: never send one connection's handshake on another
     if (socket === null || socket !== this.#socket) throw closedError('The connection closed while fetching a token.', undefined, AUTHORIZE)
-    const data = await this.#call(AUTHORIZE, { token }, undefined, false)
+    const data = await this.#call(AUTHORIZE, credentials, undefined, false)
     const via = viaOf(data) ?? 'authorize'
     this.#via = via
     if (this.#state === 'ready') this.#emitter.emit('authorized', { via })
     return via
   }
 
-  async #resolveToken (): Promise<string> {
+  /** The `socket.authorize` data: `{ token }` for a string, the known credential fields otherwise. */
+  async #resolveToken (): Promise<AuthorizeCredentials> {
     const credential = this.#credential
-    const token = typeof credential === 'function' ? await credential() : credential
-    if (typeof token !== 'string' || token === '') {
+    const value = typeof credential === 'function' ? await credential() : credential
+    if (typeof value === 'string' && value !== '') return { token: value }
+    const data: AuthorizeCredentials = {}
+    if (typeof value === 'object' && value !== null) {
+      for (const key of CREDENTIAL_FIELDS) {
+        const field = value[key]
+        if (typeof field === 'string' && field !== '') data[key] = field
+      }
+    }
+    if (Object.keys(data).length === 0) {
       throw new WsxClientError('not_authenticated', 'No token to authorize with.', { action: AUTHORIZE })
     }
-    return token
+    return data
   }
 
   /**

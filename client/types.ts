@@ -185,8 +185,27 @@ export type LifecycleName = keyof LifecycleEvents
 /** Event name → listener arguments, server events and lifecycle events together. */
 export type ClientEvents<R> = { [K in Exclude<EventName<R>, LifecycleName>]: [data: EventMap<R>[K], meta: EventMeta] } & LifecycleEvents
 
-/** Supplies a token for the handshake, e.g. fetched from the app's login endpoint. Called on each handshake and on `socket.expired`. */
-export type TokenProvider = () => string | Promise<string>
+/**
+ * What `socket.authorize` carries besides a bare token (docs/protocol.md, "Authentication"):
+ * the server presents each field to its strategies as an HTTP request would carry it.
+ */
+export interface AuthorizeCredentials {
+  /** presented as `Authorization: Bearer <token>` */
+  token?: string
+  /** with `password`: presented as `Authorization: Basic` */
+  username?: string
+  password?: string
+  /** presented in the route's API-key header (default `X-API-Key`) */
+  api_key?: string
+  /** presented as the route's session cookie (the cookie's value as the server set it) */
+  session_id?: string
+}
+
+/** A token, or credentials of another kind. */
+export type Credential = string | AuthorizeCredentials
+
+/** Supplies a credential for the handshake, e.g. fetched from the app's login endpoint. Called on each handshake and on `socket.expired`. */
+export type TokenProvider = () => Credential | Promise<Credential>
 
 /** The part of a WebSocket (browser or `ws`) the client uses. */
 export interface WebSocketLike {
@@ -230,11 +249,12 @@ export interface ClientOptions<R = RouteShape> {
   /** Appended to the URL as its query string (URI-encoded). */
   query?: RouteQuery<R>
   /**
-   * A token for the in-band handshake (`socket.authorize`), or a function returning one. A
+   * A token (or other credentials: `{ api_key }`, `{ username, password }`, `{ session_id }`)
+   * for the in-band handshake (`socket.authorize`), or a function returning one. A
    * function is called again for every handshake and on `socket.expired`. Not sent when the
    * server authenticated the upgrade.
    */
-  token?: string | TokenProvider
+  token?: Credential | TokenProvider
   /** Subprotocols to offer; fastify-wsx selects `'wsx.v1'` when offered. @default none, or the codec's */
   protocols?: string | string[]
   /**

@@ -25,10 +25,15 @@ const COOKIE_SAFE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+$/
 const notCarried = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions',
   'sec-websocket-protocol', 'content-length', 'transfer-encoding', 'authorization', 'proxy-authorization'])
 
-/** True when the upgrade presents a credential on purpose: `Authorization` or the API-key header. */
+/**
+ * True when the upgrade presents a credential on purpose: `Authorization` (or
+ * `Proxy-Authorization`, which @fastify/basic-auth's proxy mode reads) or the API-key header.
+ */
 export function hasExplicitCredential (headers: IncomingHttpHeaders, settings: CredentialSettings): boolean {
-  const auth = headers.authorization
-  if (typeof auth === 'string' && auth.length > 0) return true
+  for (const name of ['authorization', 'proxy-authorization'] as const) {
+    const value = headers[name]
+    if (typeof value === 'string' && value.length > 0) return true
+  }
   if (settings.apiKeyHeader !== null && headers[settings.apiKeyHeader] !== undefined) return true
   return false
 }

@@ -169,9 +169,12 @@ export class TestClient {
     return reply
   }
 
-  /** `socket.authorize` with a token; resolves `socket.authorized` or the error reply. */
-  authorize (token: string): Promise<Frame> {
-    return this.request('socket.authorize', { token })
+  /**
+   * `socket.authorize` with a token, or with other credentials (`{ api_key }`,
+   * `{ username, password }`, `{ session_id }`); resolves `socket.authorized` or the error reply.
+   */
+  authorize (credential: string | Record<string, string>): Promise<Frame> {
+    return this.request('socket.authorize', typeof credential === 'string' ? { token: credential } : credential)
   }
 
   /** Sends an object in the client's codec: a JSON text frame, or a MessagePack binary frame. */

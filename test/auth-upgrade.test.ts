@@ -9,8 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import { build, tokenFor } from './helpers/build.js'
-import { connect, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
-import { action } from '../index.js'
+import { WebSocket } from 'ws'
+import { connect, baseUrl, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { createClient } from '../client/index.js'
+import { action, errors } from '../index.js'
 import type { HandshakeOptions } from '../types/options.js'
 
 /** A JWT from the Authorization header or the `jwt` cookie, like a typical app's. */
@@ -144,4 +146,43 @@ t.test('in-band credential fields are checked: wrong types and header injection 
     t.match(await c.request('socket.authorize', data), { ok: false, error: { code: 'authentication_failed' } }, JSON.stringify(data))
   }
   t.ok(c.isOpen)
+})
+
+t.test('boot: credentials names are checked; an async strategy that also takes done is refused', async (t) => {
+  const app = await build(t)
+  const route = { url: '/x', authenticate: [async (request: FastifyRequest) => { await request.jwtVerify() }], actions: {} }
+  t.throws(() => app.wsx.route({ ...route, credentials: { apiKeyHeader: 'bad header' } }), errors.WSX_ERR_ROUTE_INVALID)
+  t.throws(() => app.wsx.route({ ...route, url: '/y', credentials: { sessionCookie: 'a;b' } }), errors.WSX_ERR_ROUTE_INVALID)
+  // @ts-expect-error an unknown credentials key
+  t.throws(() => app.wsx.route({ ...route, url: '/z', credentials: { cookie: 'x' } }), errors.WSX_ERR_ROUTE_INVALID)
+  t.throws(() => app.wsx.route({ ...route, url: '/w', authenticate: [async (_request, _reply, done) => { done() }] }), errors.WSX_ERR_ROUTE_INVALID,
+    'as Fastify refuses it for hooks')
+  t.doesNotThrow(() => app.wsx.route({ ...route, url: '/ok', credentials: { apiKeyHeader: 'X-Service-Key', sessionCookie: false } }))
+})
+
+t.test('credentials: a custom API-key header is explicit at the upgrade and carries api_key in-band', async (t) => {
+  const app = await build(t, { wsx: { connectionRateLimit: false, handshake: { attempts: 50 } } })
+  app.register(async (scope) => {
+    scope.wsx.route({
+      url: '/ws',
+      credentials: { apiKeyHeader: 'X-Service-Key' },
+      authenticate: [async (request) => {
+        if (request.headers['x-service-key'] !== 'svc-1') throw Object.assign(new Error('bad key'), { statusCode: 401 })
+        request.user = { sub: 'svc' }
+      }],
+      actions: { 'me.get': action({ handler: async (_msg, conn) => ({ sub: conn.user.sub }) }) }
+    })
+  })
+  t.match(await status(app, { 'x-service-key': 'wrong' }), { statusCode: 401 }, 'explicit: 401')
+  t.match(await status(app, { 'x-api-key': 'wrong' }), 'opened', 'x-api-key is no longer special on this route')
+  const c = await open(t, app)
+  await c.next()
+  t.match(await c.authorize('unused'), { ok: false }, 'a token is not the key')
+  t.match(await c.authorize({ api_key: 'svc-1' }), { action: 'socket.authorized' }, 'api_key travels in X-Service-Key')
+
+  // the typed client sends the same credential kinds
+  const client = createClient((await baseUrl(app)) + '/ws', { WebSocket, token: async () => ({ api_key: 'svc-1' }) })
+  t.teardown(() => client.close())
+  t.same(await client.ready(), { via: 'authorize' }, 'typed client: authorized with an API key')
+  t.same(await client.request('me.get', {}), { sub: 'svc' })
 })
