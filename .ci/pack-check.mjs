@@ -1,8 +1,11 @@
 // Checks what `npm pack` would publish: the build, the docs, LICENSE and README, and
-// nothing else (no tests, benchmarks, examples, CI scripts or TypeScript sources), and
-// that the built code never imports a package the app may not have (@fastify/jwt).
+// nothing else (no tests, benchmarks, examples, CI scripts or TypeScript sources); that the
+// built code never imports a package the app may not have (@fastify/jwt); and that the
+// tarball installs into an empty app and serves a route there.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 // prepack's build may print before the JSON array
@@ -32,3 +35,37 @@ if (problems.length > 0) {
   process.exit(1)
 }
 console.log('pack check: ok (dist, docs, LICENSE, README; no tests, benchmarks, examples or sources)')
+
+// The tarball installed into an empty app that has no JWT: it boots a route, and neither
+// @fastify/jwt nor fast-jwt (nor the optional prom-client) came along.
+const work = mkdtempSync(join(tmpdir(), 'wsx-consumer-'))
+try {
+  execFileSync('npm', ['pack', '--ignore-scripts', '--loglevel=error', '--pack-destination', work], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'))
+  const app = join(work, 'app')
+  mkdirSync(app)
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', join(work, tarball)], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] })
+  writeFileSync(join(app, 'boot.mjs'), [
+    "import Fastify from 'fastify'",
+    "import wsx, { action } from 'fastify-wsx'",
+    "import { connect } from 'fastify-wsx/testing'",
+    'const app = Fastify()',
+    'await app.register(wsx)',
+    "app.wsx.route({ url: '/ws', actions: { 'hello.world': action({ public: true, handler: async () => ({ hi: true }) }) } })",
+    "const c = await connect(app, '/ws')",
+    "const reply = await c.request('hello.world')",
+    "if (reply.ok !== true) throw new Error('no reply: ' + JSON.stringify(reply))",
+    'await c.close()',
+    'await app.close()'
+  ].join('\n'))
+  execFileSync(process.execPath, ['boot.mjs'], { cwd: app, stdio: ['ignore', 'inherit', 'inherit'], timeout: 60_000 })
+  const leaked = ['@fastify/jwt', 'fast-jwt', 'prom-client'].filter((name) => existsSync(join(app, 'node_modules', name)))
+  if (leaked.length > 0) {
+    console.log(`  consumer check: installing the package pulled ${leaked.join(', ')}`)
+    process.exit(1)
+  }
+  console.log('consumer check: ok (the packed tarball installs and serves a route; no @fastify/jwt, fast-jwt or prom-client installed)')
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}

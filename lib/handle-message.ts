@@ -172,10 +172,6 @@ function startStages (conn: Connection, env: Envelope, isBarrier: boolean): bool
       return true
     case BuiltinAction.recover:
       if (!gate(conn, env, null)) return false
-      if (!checkFlood(conn)) {
-        throttledAnswer(conn, env, conn.floodWindowEnd - Date.now(), Date.now())
-        return false
-      }
       settle(conn, env, isBarrier, recoverGroup(conn, env))
       return true
   }

@@ -48,7 +48,8 @@ export class WsxSocket {
   readonly raw: WebSocket
   /** Resolves once the socket closed, with the close code. */
   readonly closed: Promise<{ code: number, reason: string }>
-  private readonly buffered: AnyMessage[] = []
+  /** unread frames with their size on the wire (a text's UTF-16 length is not its bytes) */
+  private readonly buffered: Array<{ message: AnyMessage, bytes: number }> = []
   private bufferedBytes = 0
   private waiter: ((m: AnyMessage | null) => void) | null = null
   private closeCode: number | null = null
@@ -101,14 +102,15 @@ export class WsxSocket {
       this.close(CloseCode.tryAgainLater, 'Too many unread messages')
       return
     }
-    this.buffered.push(message)
+    this.buffered.push({ message, bytes: data.length })
     this.bufferedBytes += data.length
   }
 
   private shift (): AnyMessage | undefined {
     const next = this.buffered.shift()
-    if (next) this.bufferedBytes -= next.data.length
-    return next
+    if (next === undefined) return undefined
+    this.bufferedBytes -= next.bytes
+    return next.message
   }
 
   /** The next message of either type. Rejects on close, or after `timeoutMs`. */

@@ -3,7 +3,7 @@
 // the signal several times; every client must still get 1001 and the server must exit.
 // Its logs are pino-pretty lines on a terminal and JSON lines anywhere else.
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -55,6 +55,17 @@ async function startGroup (t: Test, command: string, args: string[], env: Record
   return { proc, port, output: () => out, exited }
 }
 
+/** The path of util-linux's `script` (other `script`s take other flags), or null. */
+function utilLinuxScript (): string | null {
+  for (const path of ['/usr/bin/script', '/bin/script']) {
+    if (!existsSync(path)) continue
+    try {
+      if (execFileSync(path, ['--version'], { encoding: 'utf8' }).includes('util-linux')) return path
+    } catch {}
+  }
+  return null
+}
+
 async function isListening (port: number): Promise<boolean> {
   try {
     await fetch(`http://127.0.0.1:${port}/health`)
@@ -103,10 +114,11 @@ t.test('demo logs: JSON lines when stdout is not a terminal, pino-pretty on a te
   process.kill(-piped.proc.pid!, 'SIGTERM')
   await piped.exited
 
-  // `script` gives the demo a pseudo-terminal as stdout, as a person's shell would
-  const script = '/usr/bin/script'
-  if (!existsSync(script)) {
-    t.fail('util-linux `script` is needed to give the demo a terminal')
+  // util-linux `script` gives the demo a pseudo-terminal as stdout, as a person's shell would
+  const script = utilLinuxScript()
+  if (script === null) {
+    if (process.env.CI === 'true') t.fail('util-linux `script` is needed to give the demo a terminal')
+    else t.comment('SKIPPED LOUDLY: util-linux `script` not found, the terminal half of this test did not run')
     return
   }
   const dir = await mkdtemp(join(tmpdir(), 'wsx-tty-'))

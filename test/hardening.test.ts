@@ -139,6 +139,47 @@ t.test('1: unread inbound frames on a low-level socket are bounded in bytes (max
   t.ok(await eventually(() => handlerSaw !== 0), 'the handler learned the socket closed')
 })
 
+t.test('1: the unread-bytes count of a low-level socket does not drift with non-ASCII text', async (t) => {
+  const app = await build(t, { wsx: { connectionRateLimit: false, maxPayload: 16 * 1024, maxQueuedBytes: 32 * 1024 } })
+  app.wsx.socket('/ws/slow-echo', async (socket) => {
+    for await (const m of socket) {
+      await sleep(20) // reads slower than the client writes: frames wait in the queue
+      if (m.type === 'text') socket.sendText(`length ${m.data.length}`)
+    }
+  })
+  const c = await connect(app, '/ws/slow-echo')
+  t.teardown(() => c.close())
+  const text = 'é'.repeat(2000) // 2 000 UTF-16 units, 4 000 bytes
+  // 12 rounds of 4 frames: at most 16 000 bytes wait at once, 192 000 pass in total
+  for (let round = 0; round < 12; round++) {
+    for (let i = 0; i < 4; i++) c.sendRaw(text)
+    for (let i = 0; i < 4; i++) t.strictSame(await c.next(undefined, 5000), { text: 'length 2000' }, `round ${round + 1}, frame ${i + 1}`)
+  }
+  t.ok(c.isOpen, 'never closed for unread bytes that were read long ago')
+})
+
+t.test('1: an envelope connection\'s queue is bounded in bytes too', async (t) => {
+  const app = await build(t, { wsx: { connectionRateLimit: false, maxPayload: 64 * 1024, maxQueuedBytes: 128 * 1024 } })
+  let release!: () => void
+  const held = new Promise<void>((resolve) => { release = resolve })
+  t.teardown(() => release())
+  app.wsx.route({
+    url: '/ws',
+    authenticate: [verifyJwt],
+    actions: {
+      'slow.op': action({ handler: async () => { await held; return {} } }),
+      'echo.any': action({ handler: async (msg) => msg.data })
+    }
+  })
+  const c = await connect(app, '/ws', { token: tokenFor(app, 'alice') })
+  await c.next('socket.authorized')
+  c.send({ id: 'slow', action: 'slow.op' }) // holds the connection's only slot
+  const blob = 'z'.repeat(60 * 1024)
+  // 3 frames of 60 KB wait behind it: 3 messages (far below maxQueued), over 128 KiB
+  for (let i = 0; i < 3; i++) c.send({ id: `big${i}`, action: 'echo.any', data: { blob } })
+  t.strictSame(await c.closed(), { code: 1013, reason: 'Too many queued messages' })
+})
+
 t.test('2: low-level sockets count against maxConnectionsPerIp and maxConnections, with envelope connections', async (t) => {
   const perIp = await echoApp(t, { maxConnectionsPerIp: 3 })
   for (let i = 0; i < 3; i++) t.equal(await upgradeStatus(t, perIp, '/ws/echo'), 0, `socket ${i + 1} accepted`)
