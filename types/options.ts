@@ -53,8 +53,12 @@ export type RouteEventMap<E, C = {}> = [KeysOfUnion<StaticMap<E> | ChannelEventM
 /** What the actions of a route see: its params, query and events (its own and its channels'). */
 export type RouteTypesOf<E, C, P, Q> = RouteTypes<ParamsOf<P>, ParamsOf<Q>, RouteEventMap<E, C>>
 
-/** A route's connection as its route-level callbacks (`groups`, `onConnect`, ...) see it. */
-export type RouteConnection<E, C, P, Q> = WsxConnection<WsxUserOf, ParamsOf<P>, ParamsOf<Q>, RouteEventMap<E, C>>
+/**
+ * A route's connection as its route-level callbacks see it: `User` is non-null in `groups` and
+ * `onAuthenticated`, possibly null in `onConnect` / `onDisconnect` (a connection may open and
+ * close without ever authenticating, e.g. one that authorizes in-band).
+ */
+export type RouteConnection<E, C, P, Q, User = WsxUserOf> = WsxConnection<User, ParamsOf<P>, ParamsOf<Q>, RouteEventMap<E, C>>
 
 /** Options of `broadcast()` and `publish()`. */
 export interface BroadcastOptions {
@@ -154,11 +158,11 @@ export interface RouteOptions<
    */
   msgpack?: boolean
   /** Called once the connection opened (after the first frame). */
-  onConnect?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q>) => unknown
+  onConnect?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q, WsxUserOf | null>) => unknown
   /** Called once the connection is authenticated (upgrade or handshake). */
   onAuthenticated?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q>) => unknown
   /** Called once the socket closed. */
-  onDisconnect?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q>, code: number) => unknown
+  onDisconnect?: (this: FastifyInstance, conn: RouteConnection<E, C, P, Q, WsxUserOf | null>, code: number) => unknown
   summary?: string
   description?: string
 }

@@ -39,7 +39,12 @@ const chat = app.wsx.route({
     })
   }),
   groups: (conn) => `room:${conn.params.room}`,
-  onAuthenticated: (conn) => { conn.send('room.closed', { reason: conn.query.lang ?? 'en' }) },
+  onAuthenticated: (conn) => { conn.send('room.closed', { reason: `${conn.user.sub} ${conn.query.lang ?? 'en'}` }) },
+  onConnect: (conn) => {
+    // @ts-expect-error the connection may not be authenticated yet: the user may be null
+    return conn.user.sub
+  },
+  onDisconnect: (conn) => conn.user?.sub,
   actions: (action) => ({
     'chat.send': action({
       request: Type.Object({ text: Type.String() }),
