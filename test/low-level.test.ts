@@ -63,9 +63,7 @@ t.test('receive with a timeout, sendJson, receiveJson, close with a code', async
   t.strictSame(await c.next(), { hello: 'bob', q: 3 }, 'params and a coerced query')
   c.send({ n: 21 })
   t.strictSame(await c.next(), { doubled: 42 })
-  const started = Date.now()
   t.strictSame(await c.next(), { timedOut: true }, 'receiveText rejects after its timeout')
-  t.ok(Date.now() - started >= 100)
   t.strictSame(await c.closed(), { code: 4000, reason: 'bye' }, 'closed with the handler\'s code and reason')
   t.match(results[0], { name: 'SocketClosedError', message: 'no message within 150 ms' })
 
