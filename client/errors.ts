@@ -1,8 +1,8 @@
-// The one error type the client rejects with: server error replies (PROTOCOL §4) and the
+// The one error type the client rejects with: server error replies (README, The protocol) and the
 // client's own failures (timeout, closed socket, network) share it, so an app handles both
 // with one `catch` and a switch on `code`.
 
-/** Error codes a fastify-wsx server replies with (PROTOCOL §4). */
+/** Error codes a fastify-wsx server replies with (README, The protocol). */
 export type ServerErrorCode =
   | 'parse_error'
   | 'not_authenticated'

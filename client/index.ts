@@ -1,5 +1,5 @@
 // fastify-wsx/client: one client for browsers (global WebSocket) and Node (`ws`), speaking
-// PROTOCOL.md. Runtime imports stay inside client/ so the browser build carries no Node,
+// the protocol (README, docs/protocol.md). Runtime imports stay inside client/ so the browser build carries no Node,
 // Fastify or server code; the route's types arrive through `import type` only.
 import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { Emitter, callSafely, type Listener } from './emitter.js'
@@ -16,7 +16,7 @@ export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
 export type * from './types.js'
 
-// The wire names of PROTOCOL.md the client needs (lib/protocol.ts is server code: not importable here).
+// The wire names of the protocol the client needs (lib/protocol.ts is server code: not importable here).
 const AUTHORIZE = 'socket.authorize'
 const PING = 'socket.ping'
 const SUBSCRIBE = 'channel.subscribe'
@@ -30,7 +30,7 @@ const GROUP_JOINED = 'group.joined'
 const RECOVER = 'group.recover'
 
 /**
- * Close codes after which the client reconnects by itself (PROTOCOL §7): going away (1001),
+ * Close codes after which the client reconnects by itself (README, The protocol): going away (1001),
  * internal error (1011), restart (1012), try again later (1013), bad gateway (1014), and
  * the codes a browser reports when the connection was lost without a close frame (1005, 1006),
  * and 4429 (too many messages while throttled: the back-off gives the server its pause).
@@ -190,7 +190,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   }
 
   /**
-   * Subscribes to a channel (PROTOCOL §6). The subscription is restored after every
+   * Subscribes to a channel (README, The protocol). The subscription is restored after every
    * reconnect until `unsubscribe()`. `listener` gets the events of this subscription only;
    * `on(event)` listeners get them too, with `channel` and `params` in their meta.
    */
@@ -361,7 +361,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     this.#dispatch(frame)
   }
 
-  /** The first frame tells where the connection stands (PROTOCOL §3); true when consumed. */
+  /** The first frame tells where the connection stands (README, The protocol); true when consumed. */
   #onFirstFrame (socket: WebSocketLike, frame: Record<string, unknown>): boolean {
     if (frame.action === AUTHORIZED) {
       this.#becomeReady(viaOf(frame.data) ?? 'upgrade')

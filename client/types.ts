@@ -106,7 +106,7 @@ export type EventName<R> = keyof EventMap<R> & string
 /** Where a server event came from. */
 export interface EventMeta {
   action: string
-  /** Set when the event belongs to a channel subscription (PROTOCOL §6). */
+  /** Set when the event belongs to a channel subscription (README, The protocol). */
   channel?: string
   params?: Record<string, unknown>
   /** Set on events of route groups that keep history: the group they belong to. */

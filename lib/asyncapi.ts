@@ -24,7 +24,7 @@ type JsonObject = Record<string, unknown>
 
 const SECURITY_SCHEME = 'httpBearerToken'
 
-/** Why each close code is sent (PROTOCOL §7), keyed by the numeric code. */
+/** Why each close code is sent (README, The protocol), keyed by the numeric code. */
 const closeMeanings: Record<number, string> = {
   [CloseCode.normal]: 'normal closure',
   [CloseCode.goingAway]: 'server going away (shutdown or restart): reconnect with backoff',
@@ -210,7 +210,7 @@ function addEvent (b: Builder, name: string, schema: WsxSchema, channel?: Compil
   }
 }
 
-/** The built-ins of PROTOCOL §3, §6 and §8 that this route actually answers. */
+/** The built-ins of the protocol (README, The protocol) that this route actually answers. */
 function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): void {
   const authorizedData = {
     type: 'object',
@@ -320,7 +320,7 @@ export function buildAsyncApi (routes: readonly RouteContext[], opts: AsyncApiOp
   for (const route of routes) {
     const key = channelKey(route.url, taken)
     const b: Builder = { key, messages: {}, operations }
-    const errorRef = addMessage(b, 'error', message('error', errorEnvelope(), 'an error reply (PROTOCOL §4)'))
+    const errorRef = addMessage(b, 'error', message('error', errorEnvelope(), 'an error reply (README, The protocol)'))
     for (const action of route.actions.values()) addAction(b, action, errorRef)
     for (const [name, schema] of Object.entries(route.options.events ?? {})) addEvent(b, name, schema)
     for (const channel of route.channels.values()) {

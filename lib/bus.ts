@@ -1,12 +1,11 @@
 // The Bus carries already-serialized frames to the members of a group on every instance,
 // over any mqemitter-compatible emitter (in-process mqemitter by default, mqemitter-redis
-// across instances). It is where the holes of mqemitter-redis are plugged (PITFALLS 1-3,
-// 8, 9 and the mqemitter-redis section):
+// across instances). It is where the holes of mqemitter-redis are plugged:
 // - group names are validated, so no wildcard or Redis glob ever reaches a topic;
 // - payloads are JSON text strings, so msgpack cannot revive `__proto__` or choke on depth;
 // - garbage published on our channels is caught and dropped instead of killing the process;
 // - the bus knows when the subscriber link is down and, once it is back, tells the core
-//   which groups may have missed messages (`onResync`, PROTOCOL §5 `socket.resync`);
+//   which groups may have missed messages (`onResync`, the protocol (README, The protocol) `socket.resync`);
 // - publish and close never hang, even with Redis stopped or frozen.
 import { EventEmitter } from 'node:events'
 import mqemitter from 'mqemitter'
@@ -95,7 +94,7 @@ export interface SubscriberLink {
   removeListener (event: 'close' | 'ready', listener: () => void): unknown
 }
 
-/** The untyped parts of mqemitter-redis (its .d.ts declares none of them, STACK §8). */
+/** The untyped parts of mqemitter-redis (its .d.ts declares none of them). */
 interface RedisEmitterParts {
   subConn: Redis
   pubConn: Redis
@@ -117,7 +116,7 @@ type GuardedFn = ((...args: unknown[]) => void) & { [GUARDED]?: true }
 
 /**
  * mqemitter-redis msgpack-decodes whatever arrives on a subscribed channel inside the
- * ioredis event handler; junk makes it throw there, which kills the process (PITFALLS 1).
+ * ioredis event handler; junk makes it throw there, which kills the process.
  * Each of its message handlers is re-attached behind a try/catch. Idempotent.
  */
 function guardMessageHandlers (subConn: Redis, onGarbage: (channel: string, err: unknown) => void): void {
@@ -160,7 +159,7 @@ interface Packet { frame: string, exclude?: string, offset?: number, epoch?: str
 /**
  * Shape check of what the emitter hands us: anything that was not written by publish()
  * (someone else's PUBLISH, a stale format, a prototype trick from msgpack) is refused.
- * Own properties only: msgpack can give an object a crafted prototype (PITFALLS 9).
+ * Own properties only: msgpack can give an object a crafted prototype.
  */
 function readPacket (msg: unknown, topic: string): Packet | null {
   if (typeof msg !== 'object' || msg === null) return null
@@ -362,7 +361,7 @@ export class Bus {
     const closed = await this.within(this.closeTimeoutMs, (done) => this.emitter.close(done))
     if (!closed) this.log.warn({}, 'wsx bus: emitter did not close in time; disconnecting')
     if (this.redis) {
-      // quit() can wait forever while Redis is down (STACK §8): cut the sockets and stop reconnecting
+      // quit() can wait forever while Redis is down: cut the sockets and stop reconnecting
       await Promise.all([disconnectRedis(this.redis.subConn), disconnectRedis(this.redis.pubConn)])
     }
   }

@@ -1,5 +1,5 @@
 // Decoding inbound text frames. JSON.parse keeps `__proto__` as an own key and happily
-// builds 10k-deep arrays that later blow up JSON.stringify and msgpack (PITFALLS 8, 9),
+// builds 10k-deep arrays that later blow up JSON.stringify and msgpack,
 // so depth is bounded before parsing and prototype keys are refused by secure-json-parse.
 import sjson from 'secure-json-parse'
 import { WsxError } from './errors.js'

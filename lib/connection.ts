@@ -1,6 +1,6 @@
 // One Connection per socket. Listeners are attached in the constructor, before any
 // await, so no frame is lost while authentication or anything else is pending; frames
-// then go through one ordered queue (PITFALLS 4, 5). Nothing thrown here reaches the process.
+// then go through one ordered queue. Nothing thrown here reaches the process.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
@@ -21,7 +21,7 @@ import type { WsxEventMap } from '../types/registry.js'
 
 const OPEN = 1
 // group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
-// JSON routes speak text frames only (PROTOCOL §1)
+// JSON routes speak text frames only (README, The protocol)
 const AS_TEXT = { binary: false } as const
 const AS_BINARY = { binary: true } as const
 

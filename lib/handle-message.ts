@@ -1,4 +1,4 @@
-// The ordered stages of one inbound frame (PROTOCOL §4):
+// The ordered stages of one inbound frame (README, The protocol):
 // decode → envelope → auth gate → throttles → request schema → permissions → hooks →
 // handler → response schema → send. The first stage that fails answers; the handler never
 // runs for a message that failed an earlier one. Errors take one path: toWireError().

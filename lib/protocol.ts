@@ -1,4 +1,4 @@
-// The wire vocabulary of PROTOCOL.md in one place: built-in actions, error codes,
+// The wire vocabulary of the protocol in one place: built-in actions, error codes,
 // close codes and the subprotocol. Nothing else in the code spells these strings.
 
 export const SUBPROTOCOL = 'wsx.v1'
@@ -25,7 +25,7 @@ export const ServerEvent = {
   presenceLeave: 'presence.leave'
 } as const
 
-/** Error codes of PROTOCOL §4, named as Django REST Framework names them. */
+/** Error codes of the protocol (README, The protocol), named as Django REST Framework names them. */
 export const ErrorCode = {
   parse: 'parse_error',
   notAuthenticated: 'not_authenticated',
@@ -40,7 +40,7 @@ export const ErrorCode = {
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, one name
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
-/** Close codes of PROTOCOL §7. */
+/** Close codes of the protocol (README, The protocol). */
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
@@ -71,7 +71,7 @@ export const Detail = {
   server_error: 'A server error occurred.'
 } as const satisfies Record<ErrorCode, string>
 
-/** action: dotted parts of [A-Za-z0-9_], at most 128 characters (PROTOCOL §4). */
+/** action: dotted parts of [A-Za-z0-9_], at most 128 characters (README, The protocol). */
 export const ACTION_PATTERN = /^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$/
 export const MAX_ACTION_LENGTH = 128
 export const MAX_ID_LENGTH = 128

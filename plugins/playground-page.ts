@@ -1,5 +1,5 @@
 // The playground page: plain HTML, CSS and browser JavaScript in one string, so the
-// package needs no asset copying and the browser no CDN. The script speaks PROTOCOL.md
+// package needs no asset copying and the browser no CDN. The script speaks the protocol
 // directly with the browser's WebSocket. Received text is only ever set with textContent.
 // (The script below avoids backticks and dollar-brace on purpose: it lives in a template.)
 

@@ -1,4 +1,4 @@
-// The HTTP side of a WebSocket route (PROTOCOL §2): origin, capacity and connection rate
+// The HTTP side of a WebSocket route (README, The protocol): origin, capacity and connection rate
 // checks in one root `onRequest` hook (in that order, so bad origins cost nothing), then
 // the route's auth strategies in `preValidation`, then Fastify's own params/querystring
 // validation. The first that fails answers over HTTP and no socket opens.
@@ -72,7 +72,7 @@ function originAllowed (guard: UpgradeGuard, request: FastifyRequest): boolean {
 }
 
 /**
- * PROTOCOL §2 steps 1 and 2, for every wsx route: origin (403), then capacity (503/429),
+ * the protocol (README, The protocol), for every wsx route: origin (403), then capacity (503/429),
  * then the connection rate per client address (429 + Retry-After). It is a root
  * `onRequest` hook, so it runs before any hook the app added in its own scopes: bad
  * origins and floods never reach the app's code. Plain HTTP requests pass untouched.

@@ -4,7 +4,7 @@ import type { AnyAction, AnyChannel, EventDataMap, SomeConnection, RouteAction, 
 import type { StaticOf, WsxSchema } from './schema.js'
 import type { WsxEventMap, WsxUserOf } from './registry.js'
 
-/** The in-band handshake (PROTOCOL §3). */
+/** The in-band handshake (README, The protocol). */
 export interface HandshakeOptions {
   /** Failed `socket.authorize` attempts before close 4408 and a lock. @default 2 */
   attempts?: number
@@ -18,7 +18,7 @@ export interface HandshakeOptions {
   expiryGraceSeconds?: number
 }
 
-/** A connection limit at the upgrade (PROTOCOL §2), through `@fastify/rate-limit`. */
+/** A connection limit at the upgrade (README, The protocol), through `@fastify/rate-limit`. */
 export interface ConnectionRateLimit {
   max: number
   /** Milliseconds or a string like `'10 seconds'`. @default 10000 */

@@ -1,6 +1,6 @@
 // Fixed-window message limiter over @fastify/rate-limit's stores. Not createRateLimit():
 // its LocalStore path miscounts same-tick bursts and its Redis keys ignore the route, so two
-// limiters would share a counter (STACK §7). Every failure of the store answers "not
+// limiters would share a counter. Every failure of the store answers "not
 // allowed": a throttle that passes silently while Redis is down is no throttle.
 import type { Redis } from 'ioredis'
 import { errors } from '../errors.js'

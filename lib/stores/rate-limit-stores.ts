@@ -1,6 +1,6 @@
 // Typed access to @fastify/rate-limit's fixed-window stores and to the duration parser it
 // uses for `timeWindow`. The package ships no types for `store/*.js` and has no `exports`
-// map, so the deep require works (STACK §7); keep @fastify/rate-limit on ^11.2.
+// map, so the deep require works; keep @fastify/rate-limit on ^11.2.
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 
@@ -16,7 +16,7 @@ export type RateLimitCallback = (err: Error | null, entry: RateLimitEntry | null
 export interface RateLimitStore {
   /**
    * Counts one hit on `key` and calls back with the window's state. LocalStore calls back
-   * synchronously with its *live* LRU entry: copy the fields inside the callback (STACK §7).
+   * synchronously with its *live* LRU entry: copy the fields inside the callback.
    */
   incr (key: string, cb: RateLimitCallback, timeWindow: number, max: number): void
 }
