@@ -89,9 +89,10 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
   }, (f) => f !== null)
   t.match(reached, { data: { user: 'alice', text } }, 'a broadcast on A reaches B')
 
-  // the count is what instances acknowledged within a short window: retried on a busy machine
-  t.equal(await eventually(() => a.wsx.sendToUser('bob', 'notice', { n: 1 }), (count) => count === 1), 1, 'user push from A reaches bob on B')
-  t.match(await bob.next('notice'), { data: { n: 1 } })
+  // the delivery is what counts here: the returned count is only the acknowledgements that
+  // arrived within a short window, which a loaded machine can miss
+  await a.wsx.sendToUser('bob', 'notice', { n: 1 })
+  t.match(await bob.next('notice'), { data: { n: 1 } }, 'user push from A reaches bob on B')
   t.match(await alice.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' } }), { ok: true })
   const feed = await eventually(async () => {
     await b.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n: 2 })
@@ -104,8 +105,8 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
   t.match(feed, { channel: 'feed', data: { n: 2 } }, 'a channel event published on B reaches A')
 
   const mallory = await authed(b, room, 'mallory')
-  t.strictSame((await alice.request('room.kick', { user: 'mallory' })).data, { closed: 1 }, 'a kick on A closes the socket on B')
-  t.equal((await mallory.closed()).code, 4403)
+  t.match(await alice.request('room.kick', { user: 'mallory' }), { ok: true })
+  t.equal((await mallory.closed()).code, 4403, 'a kick on A closes the socket on B')
 
   // the lock key is the client address: both instances see 127.0.0.1
   const c1 = await connect(a, `/ws/${room}`)
