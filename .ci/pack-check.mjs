@@ -13,7 +13,7 @@ const [pack] = JSON.parse(out.slice(out.indexOf('\n[') + 1 || out.indexOf('[')))
 const files = pack.files.map((f) => f.path).sort()
 const problems = []
 
-const required = ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/lib/testing.js',
+const required = ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/testing/index.js',
   'dist/client/index.js', 'dist/plugins/metrics.js']
 for (const file of required) if (!files.includes(file)) problems.push(`missing: ${file}`)
 if (!files.some((f) => /^docs\/.+\.md$/.test(f))) problems.push('missing: docs/*.md')

@@ -16,7 +16,7 @@ export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
 export type * from './types.js'
 
-// The wire names of the protocol the client needs (lib/protocol.ts is server code: not importable here).
+// The wire names of the protocol the client needs (protocol/index.ts is server code: not importable here).
 const AUTHORIZE = 'socket.authorize'
 const PING = 'socket.ping'
 const SUBSCRIBE = 'channel.subscribe'

@@ -2,7 +2,7 @@
 // (thrown at boot, @fastify/error); WsxError carries a protocol code to the client.
 // toWireError() is the one mapping between anything thrown and what goes on the wire.
 import createError from '@fastify/error'
-import { Detail, ErrorCode } from './protocol.js'
+import { Detail, ErrorCode } from '../protocol/index.js'
 
 export const errors = {
   WSX_ERR_OPTS_INVALID: createError('WSX_ERR_OPTS_INVALID', 'Invalid fastify-wsx option: %s', 500, TypeError),

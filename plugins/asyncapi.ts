@@ -2,7 +2,7 @@
 // (or call), so routes declared after this plugin is registered are included; cached after.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { buildAsyncApi, toYaml, type AsyncApiOptions } from '../lib/asyncapi.js'
+import { buildAsyncApi, toYaml, type AsyncApiOptions } from '../lib/boot/asyncapi.js'
 
 /** Options of the `wsxAsyncApi` plugin. */
 export interface WsxAsyncApiOptions extends AsyncApiOptions {

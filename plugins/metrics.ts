@@ -1,10 +1,10 @@
 // Optional Prometheus export of `app.wsx.stats()` through prom-client. The core only
-// counts (lib/stats.ts); this plugin turns a snapshot into collectors at scrape time, so
+// counts (lib/instance/stats.ts); this plugin turns a snapshot into collectors at scrape time, so
 // the hot path never touches prom-client and nothing here formats exposition text.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import client, { type Metric, type Registry } from 'prom-client'
-import type { WsxStatsSnapshot } from '../lib/stats.js'
+import type { WsxStatsSnapshot } from '../lib/instance/stats.js'
 
 export interface WsxMetricsOptions {
   /** prom-client registry to register on @default prom-client's default register */

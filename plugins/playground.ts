@@ -4,9 +4,9 @@
 import fp from 'fastify-plugin'
 import { errors } from '../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
-import { toPlainSchema } from '../lib/asyncapi.js'
-import { BuiltinAction } from '../lib/protocol.js'
-import type { RouteContext } from '../lib/route.js'
+import { toPlainSchema } from '../lib/boot/asyncapi.js'
+import { BuiltinAction } from '../protocol/index.js'
+import type { RouteContext } from '../lib/boot/route.js'
 import { playgroundHtml } from './playground-page.js'
 
 /** Options of the `wsxPlayground` plugin. */

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { Parser } from '@asyncapi/parser'
 import { buildDemo } from '../examples/chat/app.js'
-import { toAddress, toPlainSchema, toYaml } from '../lib/asyncapi.js'
+import { toAddress, toPlainSchema, toYaml } from '../lib/boot/asyncapi.js'
 import { wsxAsyncApi } from '../plugins/asyncapi.js'
 import { wsxPlayground } from '../plugins/playground.js'
 import { Type } from '../index.js'

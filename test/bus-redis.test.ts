@@ -6,10 +6,10 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Bus, BusUnavailableError, type BusMeta, type BusOptions } from '../lib/bus.js'
-import { createRedisEmitter } from '../lib/redis-emitter.js'
+import { Bus, BusUnavailableError, type BusMeta, type BusOptions } from '../lib/broadcast/bus.js'
+import { createRedisEmitter } from '../lib/broadcast/redis-emitter.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
-import { closeRedis, createRedis, waitForRedis } from '../lib/redis.js'
+import { closeRedis, createRedis, waitForRedis } from '../lib/redis/create.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

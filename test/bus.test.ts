@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { setImmediate as tick } from 'node:timers/promises'
 import mqemitter from 'mqemitter'
-import { Bus, BusUnavailableError, type BusMeta, type EmitterLike } from '../lib/bus.js'
+import { Bus, BusUnavailableError, type BusMeta, type EmitterLike } from '../lib/broadcast/bus.js'
 
 interface Received { frame: string, meta: BusMeta }
 

@@ -8,7 +8,7 @@ import { createClient, type RecoveryInfo, type WsxClient } from '../client/index
 import { defineRoute, Type, defineChannel, action } from '../index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 import { waitFor } from './helpers/history.js'
-import { baseUrl } from '../lib/testing.js'
+import { baseUrl } from '../testing/index.js'
 
 const feedRoute = defineRoute({
   url: '/ws/:room',

@@ -4,7 +4,7 @@
 import { test, type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, action } from '../index.js'
-import { connect } from '../lib/testing.js'
+import { connect } from '../testing/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 import { startRedis } from './helpers/redis.js'
 import type { FastifyInstance } from 'fastify'

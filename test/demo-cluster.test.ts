@@ -1,7 +1,7 @@
 // DEMO.md with WSX_DEMO_REDIS_URL: two demo processes on one Redis act as one server.
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { connectUrl } from '../lib/testing.js'
+import { connectUrl } from '../testing/index.js'
 import { startRedis } from './helpers/redis.js'
 import { startDemo } from './helpers/demo-process.js'
 

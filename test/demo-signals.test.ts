@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { connectUrl, type TestClient } from '../lib/testing.js'
+import { connectUrl, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
 
 interface Started {

@@ -4,7 +4,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
-import { connect, type TestClient } from '../lib/testing.js'
+import { connect, type TestClient } from '../testing/index.js'
 import { action, Type, type WsxHook } from '../index.js'
 
 /** The HTTP status a refused upgrade answered, or 0 when it was accepted. */

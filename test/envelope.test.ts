@@ -4,7 +4,7 @@
 import tap, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
-import { connect, type Codec, type TestClient } from '../lib/testing.js'
+import { connect, type Codec, type TestClient } from '../testing/index.js'
 import { CODECS, rawFrame, undecodableDetail } from './helpers/codecs.js'
 import { action, Type } from '../index.js'
 

@@ -3,13 +3,13 @@
 // connections fed random frames over a real socket.
 import { test, type Test } from 'tap'
 import fc from 'fast-check'
-import { decodeFrame } from '../lib/codec.js'
-import { decodeMessagePack } from '../lib/msgpack.js'
-import { parseEnvelope } from '../lib/envelope.js'
+import { decodeFrame } from '../lib/connection/json-codec.js'
+import { decodeMessagePack } from '../lib/connection/msgpack-codec.js'
+import { parseEnvelope } from '../lib/connection/envelope.js'
 import { WsxError } from '../lib/errors.js'
-import { CloseCode, ErrorCode } from '../lib/protocol.js'
+import { CloseCode, ErrorCode } from '../protocol/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { connect, type Codec, type Frame, type TestClient } from '../lib/testing.js'
+import { connect, type Codec, type Frame, type TestClient } from '../testing/index.js'
 import { CODECS, pack, rawFrame } from './helpers/codecs.js'
 import { action, Type } from '../index.js'
 
@@ -54,7 +54,7 @@ const hostilePacked: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.tuple(fc.constantFrom(...PROTO_KEYS), fc.jsonValue()).map(([k, v]) => pack(JSON.parse(`{"action":"chat.echo","data":{"${k}":${JSON.stringify(v)}},"${k}":{"x":1}}`)))
 )
 
-/** What the server's front half does: decode errors become parse_error (handle-message.ts). */
+/** What the server's front half does: decode errors become parse_error (lib/connection/decode.ts). */
 function parseInput (codec: Codec, input: string | Uint8Array) {
   try {
     return parseEnvelope(codec === 'json' ? decodeFrame(input as string, MAX_DEPTH) : decodeMessagePack(input as Uint8Array, MAX_DEPTH))

@@ -2,7 +2,7 @@
 // group-name hardening and maxGroupsPerConnection.
 import { test } from 'tap'
 import { Type, action } from '../index.js'
-import { connect } from '../lib/testing.js'
+import { connect } from '../testing/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 import type { FastifyInstance } from 'fastify'
 import type { WsxPluginOptions } from '../types/options.js'

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
-import { connect, type TestClient } from '../lib/testing.js'
+import { connect, type TestClient } from '../testing/index.js'
 import { action, handshakeOnly, Type } from '../index.js'
 import type { HandshakeOptions, RouteOptions } from '../types/options.js'
 

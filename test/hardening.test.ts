@@ -12,10 +12,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import { WebSocket } from 'ws'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { connect, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { connect, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { createClient } from '../client/index.js'
 import wsx, { action, defineChannel, Type } from '../index.js'
-import type { Connection } from '../lib/connection.js'
+import type { Connection } from '../lib/connection/connection.js'
 import type { WsxPluginOptions } from '../types/options.js'
 
 /** Polls `check` every 10 ms, at most `tries` times; true once it held. */

@@ -4,10 +4,10 @@
 // (in-process mqemitter) and real in-memory history; the fan-out drops chosen offsets, as a
 // lossy link would.
 import { test } from 'tap'
-import { Bus } from '../lib/bus.js'
-import { GroupRegistry, type Member } from '../lib/groups.js'
-import { MemoryHistory, compileHistory } from '../lib/history.js'
-import { historyHead } from '../lib/envelope.js'
+import { Bus } from '../lib/broadcast/bus.js'
+import { GroupRegistry, type Member } from '../lib/broadcast/groups.js'
+import { MemoryHistory, compileHistory } from '../lib/broadcast/history.js'
+import { historyHead } from '../lib/connection/envelope.js'
 import { waitFor } from './helpers/history.js'
 
 function setup (t: { teardown (fn: () => unknown): void }) {

@@ -6,7 +6,7 @@ import { test, type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
 import { chatFrames, historyApp, joinRoom, resetConnection, waitFor } from './helpers/history.js'
-import type { TestClient } from '../lib/testing.js'
+import type { TestClient } from '../testing/index.js'
 
 async function instances (t: Test, n: number): Promise<{ redis: RedisHandle, apps: FastifyInstance[] } | null> {
   const redis = await startRedis(t)

@@ -3,7 +3,7 @@
 // the history, channels, bounds and bad input.
 import { test } from 'tap'
 import { Type, action, defineChannel } from '../index.js'
-import { connect } from '../lib/testing.js'
+import { connect } from '../testing/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 import { chatFrames, historyApp, joinRoom, resetConnection, waitFor } from './helpers/history.js'
 

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { connectUrl, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { connectUrl, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
 
 const behaviours = ['sync-throw', 'throw-string', 'throw-null', 'throw-undefined', 'reject', 'reject-non-error', 'done-twice',

@@ -3,7 +3,7 @@
 import { test } from 'tap'
 import { Writable } from 'node:stream'
 import { Type, action } from '../index.js'
-import { connect } from '../lib/testing.js'
+import { connect } from '../testing/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 
 test('frames and replies are logged at debug with the trace_id; ignored and silent actions and tokens are not', async (t) => {

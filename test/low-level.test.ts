@@ -4,7 +4,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build } from './helpers/build.js'
-import { connect, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { connect, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { SocketClosedError, Type } from '../index.js'
 
 /** The HTTP status a refused upgrade answered, or 0 when it was accepted. */

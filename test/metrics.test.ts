@@ -2,7 +2,7 @@
 import { test } from 'tap'
 import { Registry } from 'prom-client'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { connect } from '../lib/testing.js'
+import { connect } from '../testing/index.js'
 import { action, Type } from '../index.js'
 import { wsxMetrics } from '../plugins/metrics.js'
 

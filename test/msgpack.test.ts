@@ -6,12 +6,12 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { connect, connectUrl, baseUrl, type TestClient } from '../lib/testing.js'
+import { connect, connectUrl, baseUrl, type TestClient } from '../testing/index.js'
 import { pack } from './helpers/codecs.js'
 import { action, Type } from '../index.js'
 import { createClient } from '../client/index.js'
 import { msgpack } from '../client/msgpack.js'
-import { checkMessagePack, decodeMessagePack, jsonFrameToMessagePack } from '../lib/msgpack.js'
+import { checkMessagePack, decodeMessagePack, jsonFrameToMessagePack } from '../lib/connection/msgpack-codec.js'
 
 interface Spy { data: unknown[] }
 

@@ -4,8 +4,8 @@ import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MemoryPresence, RedisPresence, summarize, type PresenceStore } from '../lib/presence.js'
-import { createRedis, closeRedis } from '../lib/redis.js'
+import { MemoryPresence, RedisPresence, summarize, type PresenceStore } from '../lib/broadcast/presence.js'
+import { createRedis, closeRedis } from '../lib/redis/create.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))

@@ -6,7 +6,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { Type as Type1 } from 'typebox'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { connect } from '../lib/testing.js'
+import { connect } from '../testing/index.js'
 import { createClient } from '../client/index.js'
 import { Type, defineRoute } from '../index.js'
 

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
-import { connect, type TestClient } from '../lib/testing.js'
+import { connect, type TestClient } from '../testing/index.js'
 import { action, Type } from '../index.js'
 
 interface Spy { calls: string[] }

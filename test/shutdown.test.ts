@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { connect, connectUrl, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { connect, connectUrl, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { action, Type } from '../index.js'
 
 const CLOSE_BUDGET_MS = 4000

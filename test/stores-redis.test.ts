@@ -4,11 +4,11 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
-import { createLimiter, createLockout } from '../lib/stores/index.js'
+import { createLimiter, createLockout } from '../lib/security/stores/index.js'
 
 interface Fixture {
   handle: RedisHandle
-  /** A client configured like lib/redis.ts' store clients, connected and ready. */
+  /** A client configured like lib/redis/create.ts' store clients, connected and ready. */
   connect (extra?: RedisOptions): Promise<Redis>
 }
 

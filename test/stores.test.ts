@@ -2,8 +2,8 @@
 // The Redis-backed twins are in stores-redis.test.ts.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createLimiter, createLockout, parseWindow } from '../lib/stores/index.js'
-import { settleWithin } from '../lib/stores/limiter.js'
+import { createLimiter, createLockout, parseWindow } from '../lib/security/stores/index.js'
+import { settleWithin } from '../lib/security/stores/limiter.js'
 
 t.test('parseWindow', async (t) => {
   t.equal(parseWindow(1500), 1500)

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
-import { baseUrl, connect, connectUrl, UpgradeRefusedError } from '../lib/testing.js'
+import { baseUrl, connect, connectUrl, UpgradeRefusedError } from '../testing/index.js'
 import { action, Type } from '../index.js'
 
 async function chat (t: Test): Promise<FastifyInstance> {

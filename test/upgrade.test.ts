@@ -8,7 +8,7 @@ import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { build, verifyJwt, tokenFor, SECRET } from './helpers/build.js'
-import { connect, UpgradeRefusedError, type TestClient } from '../lib/testing.js'
+import { connect, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { action, Type } from '../index.js'
 import type { RouteOptions, WsxPluginOptions } from '../types/options.js'
 

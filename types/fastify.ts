@@ -1,6 +1,6 @@
 // Every augmentation fastify-wsx makes to Fastify's types, in one place.
 import type {} from '@fastify/websocket'
-import type { WsxFacade } from '../plugins/facade.js'
+import type { WsxFacade } from '../lib/instance/facade.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

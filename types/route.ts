@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, 
 import type { IncomingHttpHeaders } from 'node:http'
 import type { WebSocket } from 'ws'
 import type { WsxEventMap, WsxUserOf } from './registry.js'
-import type { HistoryOptions } from '../lib/history.js'
+import type { HistoryOptions } from '../lib/broadcast/history.js'
 
 export type { HistoryOptions }
 import type { StaticOf, WsxSchema } from './schema.js'

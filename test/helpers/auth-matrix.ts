@@ -4,7 +4,7 @@
 import type { Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import wsx from '../../index.js'
-import { connect, UpgradeRefusedError, type TestClient } from '../../lib/testing.js'
+import { connect, UpgradeRefusedError, type TestClient } from '../../testing/index.js'
 
 /** A bare app with fastify-wsx; room for many failures so no row trips the lock by accident. */
 export async function bareApp (t: Test, register: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {

@@ -2,7 +2,7 @@
 // and MessagePack binary frames (`wsx.v1.msgpack`). Rows written as JSON text are sent
 // as they are on JSON, and as the same value in MessagePack on the other codec.
 import { Packr } from 'msgpackr'
-import type { Codec } from '../../lib/testing.js'
+import type { Codec } from '../../testing/index.js'
 
 export const CODECS: readonly Codec[] = ['json', 'msgpack']
 

@@ -3,7 +3,7 @@
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Type, action, defineChannel } from '../../index.js'
-import { connect, type Frame, type TestClient } from '../../lib/testing.js'
+import { connect, type Frame, type TestClient } from '../../testing/index.js'
 import { build, tokenFor, verifyJwt } from './build.js'
 import type { WsxPluginOptions } from '../../types/options.js'
 

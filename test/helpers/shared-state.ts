@@ -4,7 +4,7 @@
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Type, action } from '../../index.js'
-import { connect, type TestClient } from '../../lib/testing.js'
+import { connect, type TestClient } from '../../testing/index.js'
 import type { WsxPluginOptions } from '../../types/options.js'
 import { build, tokenFor, verifyJwt, type BuildOptions } from './build.js'
 

@@ -1,0 +1,619 @@
+// The Bus carries already-serialized frames to the members of a group on every instance,
+// over any mqemitter-compatible emitter (in-process mqemitter by default, mqemitter-redis
+// across instances). It is where the holes of mqemitter-redis are plugged:
+// - group names are validated, so no wildcard or Redis glob ever reaches a topic;
+// - payloads are JSON text strings, so msgpack cannot revive `__proto__` or choke on depth;
+// - garbage published on our channels is caught and dropped instead of killing the process;
+// - the bus knows when the subscriber link is down and, once it is back, tells the core
+//   which groups may have missed messages (`onResync`, the protocol (README, The protocol) `socket.resync`);
+// - publish and close never hang, even with Redis stopped or frozen.
+import { EventEmitter } from 'node:events'
+import mqemitter from 'mqemitter'
+import sjson from 'secure-json-parse'
+import type { Redis } from 'ioredis'
+import { GROUP_PATTERN } from '../../protocol/index.js'
+import { errors } from '../errors.js'
+import { disconnectRedis } from '../redis/client.js'
+
+/** The part of a pino/Fastify logger the bus uses. */
+export interface BusLogger {
+  debug (obj: object, msg?: string): void
+  warn (obj: object, msg?: string): void
+  error (obj: object, msg?: string): void
+}
+
+/** What a group listener learns besides the frame. */
+export interface BusMeta {
+  group: string
+  /** connection id the publisher asked to skip (exclude-sender) */
+  exclude?: string
+  /** position of the event in the group's history (history-enabled groups only) */
+  offset?: number
+  epoch?: string
+}
+
+export type BusListener = (frame: string, meta: BusMeta) => void
+export type ControlHandler = (payload: Record<string, unknown>) => void | Promise<void>
+export type ResyncListener = (groups: string[]) => void
+
+type EmitterMessage = Record<string, any> & { topic: string }
+type EmitterListener = (message: EmitterMessage, done: () => void) => void
+
+/** What the bus needs from an emitter: mqemitter's four methods. */
+export interface EmitterLike {
+  on (topic: string, listener: EmitterListener, callback?: () => void): unknown
+  emit (message: EmitterMessage, callback?: (error?: Error) => void): void
+  removeListener (topic: string, listener: EmitterListener, callback?: () => void): void
+  close (callback: () => void): void
+}
+
+export interface BusOptions {
+  /** default: an in-process mqemitter (single instance) */
+  emitter?: EmitterLike
+  /** prefix of every topic, e.g. one per application sharing a Redis; default 'wsx' */
+  namespace?: string
+  log?: BusLogger
+  /** how long subscribe/unsubscribe wait for the backend's acknowledgement (default 2000 ms) */
+  ackTimeoutMs?: number
+  /** how long publish waits before rejecting (default 2000 ms) */
+  publishTimeoutMs?: number
+  /** how long close waits for the emitter before forcing it (default 1000 ms) */
+  closeTimeoutMs?: number
+  /**
+   * How often the subscriber link is probed with a PING (Redis only, default 2000 ms). A
+   * frozen Redis keeps its sockets open and sends no error: an unanswered probe is what
+   * marks the link down, so the thaw ends in a resync. `0` disables probing.
+   */
+  probeIntervalMs?: number
+}
+
+/** publish() could not hand the frame to the backend: it was down, timed out or closed. */
+export class BusUnavailableError extends Error {
+  readonly code = 'WSX_ERR_BUS_UNAVAILABLE'
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(`fastify-wsx bus: ${message}`, options)
+    this.name = 'BusUnavailableError'
+  }
+}
+
+// Same alphabet as group names: no `/`, `+`, `#` or glob character in our topic prefix.
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/
+const PACKET_VERSION = 1
+const DROP_LOG_INTERVAL_MS = 10_000
+
+/**
+ * The subscriber link whose health the bus follows: the subscriber connection itself, or
+ * (Redis Cluster) what an emitter provides as `link` to follow the node connection the
+ * cluster subscribes through. Emits 'close' and 'ready'; its PING travels behind the
+ * subscriptions.
+ */
+export interface SubscriberLink {
+  readonly status: string
+  ping (): Promise<unknown>
+  on (event: 'close' | 'ready', listener: () => void): unknown
+  removeListener (event: 'close' | 'ready', listener: () => void): unknown
+}
+
+/** The untyped parts of mqemitter-redis (its .d.ts declares none of them). */
+interface RedisEmitterParts {
+  subConn: Redis
+  pubConn: Redis
+  state: EventEmitter
+  link: SubscriberLink
+}
+
+function redisParts (emitter: EmitterLike): RedisEmitterParts | null {
+  const e = emitter as Partial<RedisEmitterParts>
+  const isConn = (c: unknown): c is Redis =>
+    typeof c === 'object' && c !== null && typeof (c as Redis).listeners === 'function' && typeof (c as Redis).status === 'string'
+  if (!isConn(e.subConn) || !isConn(e.pubConn) || !(e.state instanceof EventEmitter)) return null
+  const link = e.link !== undefined && typeof e.link.ping === 'function' ? e.link : e.subConn
+  return { subConn: e.subConn, pubConn: e.pubConn, state: e.state, link }
+}
+
+const GUARDED = Symbol('wsx.guarded')
+type GuardedFn = ((...args: unknown[]) => void) & { [GUARDED]?: true }
+
+/**
+ * mqemitter-redis msgpack-decodes whatever arrives on a subscribed channel inside the
+ * ioredis event handler; junk makes it throw there, which kills the process.
+ * Each of its message handlers is re-attached behind a try/catch. Idempotent.
+ */
+function guardMessageHandlers (subConn: Redis, onGarbage: (channel: string, err: unknown) => void): void {
+  for (const event of ['messageBuffer', 'pmessageBuffer'] as const) {
+    const channelArg = event === 'messageBuffer' ? 0 : 1
+    for (const fn of subConn.listeners(event) as GuardedFn[]) {
+      if (fn[GUARDED]) continue
+      const guarded: GuardedFn = function (this: unknown, ...args: unknown[]) {
+        try {
+          fn.apply(this, args)
+        } catch (err) {
+          onGarbage(String(args[channelArg]), err)
+        }
+      }
+      guarded[GUARDED] = true
+      subConn.removeListener(event, fn)
+      subConn.on(event, guarded)
+    }
+  }
+}
+
+/**
+ * mqemitter-redis.close() calls quit() on both connections and ignores the promise; while
+ * Redis is down that promise can reject (unhandled rejection = exit on Node 20).
+ */
+function guardQuit (conn: Redis): void {
+  const c = conn as Redis & { [GUARDED]?: true }
+  if (c[GUARDED]) return
+  c[GUARDED] = true
+  const quit = conn.quit.bind(conn)
+  c.quit = ((...args: Parameters<Redis['quit']>) => {
+    const p = quit(...args)
+    p.catch(() => {})
+    return p
+  }) as Redis['quit']
+}
+
+interface Packet { frame: string, exclude?: string, offset?: number, epoch?: string }
+
+/**
+ * Shape check of what the emitter hands us: anything that was not written by publish()
+ * (someone else's PUBLISH, a stale format, a prototype trick from msgpack) is refused.
+ * Own properties only: msgpack can give an object a crafted prototype.
+ */
+function readPacket (msg: unknown, topic: string): Packet | null {
+  if (typeof msg !== 'object' || msg === null) return null
+  const own = (k: string): unknown => Object.hasOwn(msg, k) ? (msg as Record<string, unknown>)[k] : undefined
+  if (own('topic') !== topic || own('v') !== PACKET_VERSION) return null
+  const frame = own('frame')
+  if (typeof frame !== 'string') return null
+  const packet: Packet = { frame }
+  const exclude = own('exclude')
+  if (exclude !== undefined) {
+    if (typeof exclude !== 'string') return null
+    packet.exclude = exclude
+  }
+  // a history position comes as a pair, or not at all
+  const offset = own('offset')
+  const epoch = own('epoch')
+  if (offset !== undefined || epoch !== undefined) {
+    if (!Number.isSafeInteger(offset) || (offset as number) < 1 || typeof epoch !== 'string') return null
+    packet.offset = offset as number
+    packet.epoch = epoch
+  }
+  return packet
+}
+
+interface Subscription {
+  topic: string
+  kind: 'group' | 'control'
+  name: string
+  listeners: Set<BusListener | ControlHandler>
+  relay: EmitterListener
+  acked: Promise<void>
+  /** not acknowledged in time: owes its listeners a resync, unless a full one covers it */
+  unconfirmed: boolean
+}
+
+const silentLog: BusLogger = { debug () {}, warn () {}, error () {} }
+
+/**
+ * Group and control pub/sub over an mqemitter-compatible emitter.
+ * Topics: `${namespace}/g/${group}` for frames, `${namespace}/c/${kind}` for control commands.
+ */
+export class Bus {
+  private readonly emitter: EmitterLike
+  private readonly namespace: string
+  private readonly log: BusLogger
+  private readonly ackTimeoutMs: number
+  private readonly publishTimeoutMs: number
+  private readonly closeTimeoutMs: number
+  private readonly redis: RedisEmitterParts | null
+  private readonly subs = new Map<string, Subscription>()
+  private readonly resyncListeners = new Set<ResyncListener>()
+  private closed = false
+  /** the subscriber connection is up and its subscriptions are confirmed */
+  private subReady: boolean
+  /** the link went down after having been up (or an ack was lost): resync on the next ready */
+  private missed = false
+  /** bumps on every link transition, so a slow readiness probe cannot undo a newer close */
+  private linkGeneration = 0
+  private lastDropLog = 0
+  private outageErrors = 0
+  private probeTimer: NodeJS.Timeout | null = null
+  private probing = false
+  private readonly onLinkClose = (): void => { this.linkDown() }
+  private readonly onLinkReady = (): void => { this.confirmLinkUp() }
+  private readonly onPubReady = (): void => { this.resyncIfBack() }
+  private readonly onEmitterError = (err: unknown): void => {
+    // first error of an outage is worth a warning; ioredis repeats it on every retry
+    if (this.outageErrors++ === 0) this.log.warn({ err }, 'wsx bus: backend error')
+    else this.log.debug({ err }, 'wsx bus: backend error')
+  }
+
+  constructor (opts: BusOptions = {}) {
+    this.namespace = opts.namespace ?? 'wsx'
+    if (!NAMESPACE_PATTERN.test(this.namespace)) throw new errors.WSX_ERR_OPTS_INVALID(`bus namespace "${this.namespace}" must match ${NAMESPACE_PATTERN}`)
+    this.emitter = opts.emitter ?? (mqemitter() as unknown as EmitterLike)
+    this.log = opts.log ?? silentLog
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 2000
+    this.publishTimeoutMs = opts.publishTimeoutMs ?? 2000
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 1000
+    this.redis = redisParts(this.emitter)
+    if (this.redis) {
+      const { subConn, pubConn, state, link } = this.redis
+      // without an 'error' listener on state, the first ECONNREFUSED crashes the process
+      state.on('error', this.onEmitterError)
+      guardMessageHandlers(subConn, (channel, err) => this.dropped(channel, 'undecodable message', err))
+      guardQuit(subConn)
+      guardQuit(pubConn)
+      link.on('close', this.onLinkClose)
+      link.on('ready', this.onLinkReady)
+      pubConn.on('ready', this.onPubReady)
+      this.subReady = link.status === 'ready'
+      const every = opts.probeIntervalMs ?? 2000
+      if (every > 0) {
+        this.probeTimer = setInterval(() => { this.probe() }, every)
+        this.probeTimer.unref()
+      }
+    } else {
+      this.subReady = true
+    }
+  }
+
+  /**
+   * false while the backend is unreachable (subscriber link down or not yet confirmed,
+   * publisher link down): publish() then rejects at once. A frozen Redis that keeps its
+   * sockets open is not detected here; publish() then rejects on its timeout.
+   */
+  get up (): boolean {
+    if (this.closed || !this.subReady) return false
+    return this.redis ? this.redis.pubConn.status === 'ready' : true
+  }
+
+  /** Groups with at least one local listener. */
+  groups (): string[] {
+    const out: string[] = []
+    for (const sub of this.subs.values()) if (sub.kind === 'group') out.push(sub.name)
+    return out
+  }
+
+  /**
+   * Adds a local listener to `group`. The emitter topic is subscribed once, by the first
+   * listener. Resolves once the backend acknowledged, or after `ackTimeoutMs` (the listener
+   * stays registered; a late acknowledgement triggers a resync of the group).
+   * Rejects with WSX_ERR_GROUP_NAME for a name outside GROUP_PATTERN.
+   */
+  async subscribe (group: string, listener: BusListener): Promise<void> {
+    this.assertGroup(group)
+    return this.addListener('group', group, listener)
+  }
+
+  /** Removes a local listener; the last one unsubscribes the emitter topic. */
+  async unsubscribe (group: string, listener: BusListener): Promise<void> {
+    this.assertGroup(group)
+    return this.removeListener(this.topic('group', group), listener)
+  }
+
+  /**
+   * Publishes an already-serialized frame to every member of `group` on every instance.
+   * Fails fast instead of queueing: rejects with BusUnavailableError when the link is down,
+   * when the backend errs, or after `publishTimeoutMs` (the frame may then still be sent).
+   * Resolving means the backend accepted the frame, not that anyone received it.
+   */
+  async publish (group: string, frame: string, meta: { exclude?: string, offset?: number, epoch?: string } = {}): Promise<void> {
+    this.assertGroup(group)
+    if (typeof frame !== 'string') throw new TypeError('bus frames are serialized JSON strings')
+    if (meta.exclude !== undefined && typeof meta.exclude !== 'string') throw new TypeError('exclude must be a connection id')
+    return this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
+  }
+
+  /** The emitter topic of a group (the Redis channel with mqemitter-redis). */
+  topicOf (group: string): string {
+    this.assertGroup(group)
+    return this.topic('group', group)
+  }
+
+  /** Whether frames travel through Redis (mqemitter-redis), as opposed to this process or a custom emitter. */
+  get onRedis (): boolean {
+    return this.redis !== null
+  }
+
+  /** Sends a command to every instance (this one included), e.g. "disconnect user X". */
+  async publishControl (kind: string, payload: Record<string, unknown>): Promise<void> {
+    this.assertKind(kind)
+    return this.emit(this.topic('control', kind), JSON.stringify(payload))
+  }
+
+  /** Receives control commands of `kind`; payloads are parsed with prototype checks. */
+  async onControl (kind: string, handler: ControlHandler): Promise<void> {
+    this.assertKind(kind)
+    return this.addListener('control', kind, handler)
+  }
+
+  async offControl (kind: string, handler: ControlHandler): Promise<void> {
+    this.assertKind(kind)
+    return this.removeListener(this.topic('control', kind), handler)
+  }
+
+  /**
+   * Called once each time the link is back after an outage (or a dropped subscription),
+   * with the groups subscribed at that time. Returns a function that removes `cb`.
+   */
+  onResync (cb: ResyncListener): () => void {
+    this.resyncListeners.add(cb)
+    return () => { this.resyncListeners.delete(cb) }
+  }
+
+  /** Drops every listener and closes the emitter; never takes more than `closeTimeoutMs`. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.probeTimer) clearInterval(this.probeTimer)
+    this.subs.clear()
+    this.resyncListeners.clear()
+    if (this.redis) {
+      this.redis.link.removeListener('close', this.onLinkClose)
+      this.redis.link.removeListener('ready', this.onLinkReady)
+      this.redis.pubConn.removeListener('ready', this.onPubReady)
+      // the 'error' listener on state stays: an error after close must not crash either
+    }
+    const closed = await this.within(this.closeTimeoutMs, (done) => this.emitter.close(done))
+    if (!closed) this.log.warn({}, 'wsx bus: emitter did not close in time; disconnecting')
+    if (this.redis) {
+      // quit() can wait forever while Redis is down: cut the sockets and stop reconnecting
+      await Promise.all([disconnectRedis(this.redis.subConn), disconnectRedis(this.redis.pubConn)])
+    }
+  }
+
+  private topic (kind: 'group' | 'control', name: string): string {
+    return `${this.namespace}/${kind === 'group' ? 'g' : 'c'}/${name}`
+  }
+
+  private assertGroup (group: string): void {
+    if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) throw new errors.WSX_ERR_GROUP_NAME(String(group))
+  }
+
+  private assertKind (kind: string): void {
+    if (typeof kind !== 'string' || !GROUP_PATTERN.test(kind)) throw new errors.WSX_ERR_OPTS_INVALID(`bus control kind "${String(kind)}" must match ${GROUP_PATTERN}`)
+  }
+
+  private async addListener (kind: 'group' | 'control', name: string, listener: BusListener | ControlHandler): Promise<void> {
+    if (this.closed) throw new BusUnavailableError('closed')
+    const topic = this.topic(kind, name)
+    const existing = this.subs.get(topic)
+    if (existing) {
+      existing.listeners.add(listener)
+      return existing.acked
+    }
+    const sub: Subscription = {
+      topic,
+      kind,
+      name,
+      listeners: new Set([listener]),
+      relay: (message, done) => {
+        try {
+          this.deliver(sub, message)
+        } finally {
+          done()
+        }
+      },
+      acked: Promise.resolve(),
+      unconfirmed: false
+    }
+    this.subs.set(topic, sub)
+    sub.acked = this.within(this.ackTimeoutMs, (done) => this.emitter.on(topic, sub.relay, done), () => this.lateAck(sub))
+      .then((inTime) => {
+        if (inTime) return
+        sub.unconfirmed = true
+        this.log.warn({ topic }, 'wsx bus: subscription not acknowledged in time')
+      })
+    return sub.acked
+  }
+
+  private async removeListener (topic: string, listener: BusListener | ControlHandler): Promise<void> {
+    const sub = this.subs.get(topic)
+    if (!sub || !sub.listeners.delete(listener) || sub.listeners.size > 0) return
+    this.subs.delete(topic)
+    if (this.closed) return
+    await this.within(this.ackTimeoutMs, (done) => this.emitter.removeListener(topic, sub.relay, done))
+  }
+
+  /** Hands one emitter message to the local listeners of `sub`, or drops it. */
+  private deliver (sub: Subscription, message: unknown): void {
+    // late delivery: the group was left (or the bus closed) while this was in flight
+    if (this.closed || this.subs.get(sub.topic) !== sub) return
+    const packet = readPacket(message, sub.topic)
+    if (!packet) {
+      this.dropped(sub.topic, 'malformed packet')
+      return
+    }
+    if (sub.kind === 'group') this.deliverFrame(sub, packet)
+    else this.deliverControl(sub, packet.frame)
+  }
+
+  private deliverFrame (sub: Subscription, packet: Packet): void {
+    const meta: BusMeta = { group: sub.name }
+    if (packet.exclude !== undefined) meta.exclude = packet.exclude
+    if (packet.offset !== undefined) {
+      meta.offset = packet.offset
+      meta.epoch = packet.epoch!
+    }
+    for (const listener of [...sub.listeners]) {
+      if (!sub.listeners.has(listener)) continue // removed by an earlier listener of this round
+      try {
+        (listener as BusListener)(packet.frame, meta)
+      } catch (err) {
+        this.log.error({ err, group: sub.name }, 'wsx bus: group listener threw')
+      }
+    }
+  }
+
+  private deliverControl (sub: Subscription, text: string): void {
+    let payload: unknown
+    try {
+      payload = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
+    } catch (err) {
+      this.dropped(sub.topic, 'unparsable control payload', err)
+      return
+    }
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      this.dropped(sub.topic, 'control payload is not an object')
+      return
+    }
+    for (const handler of [...sub.listeners]) {
+      if (!sub.listeners.has(handler)) continue
+      const report = (err: unknown) => this.log.error({ err, kind: sub.name }, 'wsx bus: control handler failed')
+      try {
+        const result = (handler as ControlHandler)(payload as Record<string, unknown>)
+        if (result && typeof result.then === 'function') result.then(undefined, report)
+      } catch (err) {
+        report(err)
+      }
+    }
+  }
+
+  private async emit (topic: string, frame: string, exclude?: string, position?: { offset: number, epoch: string }): Promise<void> {
+    if (this.closed) throw new BusUnavailableError('closed')
+    if (!this.up) throw new BusUnavailableError('backend link is down')
+    const message: EmitterMessage = exclude === undefined
+      ? { topic, v: PACKET_VERSION, frame }
+      : { topic, v: PACKET_VERSION, frame, exclude }
+    if (position) {
+      message.offset = position.offset
+      message.epoch = position.epoch
+    }
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new BusUnavailableError(`publish not acknowledged within ${this.publishTimeoutMs} ms`)), this.publishTimeoutMs)
+      timer.unref()
+      try {
+        this.emitter.emit(message, (err) => {
+          clearTimeout(timer)
+          if (err) reject(new BusUnavailableError('publish failed', { cause: err }))
+          else resolve()
+        })
+      } catch (err) {
+        clearTimeout(timer)
+        reject(new BusUnavailableError('publish failed', { cause: err }))
+      }
+    })
+  }
+
+  /** Runs `start(done)`; resolves true if done came within `ms`, false otherwise (then `late` runs when it does). */
+  private within (ms: number, start: (done: () => void) => void, late?: () => void): Promise<boolean> {
+    return new Promise((resolve) => {
+      let timedOut = false
+      const timer = setTimeout(() => { timedOut = true; resolve(false) }, ms)
+      timer.unref()
+      const done = () => {
+        if (timedOut) { late?.(); return }
+        clearTimeout(timer)
+        resolve(true)
+      }
+      try {
+        start(done)
+      } catch (err) {
+        this.log.error({ err }, 'wsx bus: emitter threw')
+        clearTimeout(timer)
+        resolve(false)
+      }
+    })
+  }
+
+  /** A subscription acknowledged after its timeout may have missed messages meanwhile. */
+  private lateAck (sub: Subscription): void {
+    if (this.closed || this.subs.get(sub.topic) !== sub || sub.kind !== 'group' || !sub.unconfirmed) return
+    if (this.up) this.emitResync([sub.name])
+    else this.missed = true
+  }
+
+  private linkDown (): void {
+    this.linkGeneration++
+    if (this.closed || !this.subReady) return
+    this.subReady = false
+    this.missed = true
+    this.log.warn({}, 'wsx bus: subscriber link lost; publish fails until it is back')
+  }
+
+  /**
+   * ioredis says 'ready' right after writing the re-SUBSCRIBE commands, before Redis
+   * answered them. A PING on the same connection is answered after them, so once it is
+   * back every subscription is in place and a resync cannot race a still-missing one.
+   */
+  private confirmLinkUp (): void {
+    if (this.closed || !this.redis) return
+    const generation = ++this.linkGeneration
+    const ping = this.redis.link.ping().then(() => true, () => false)
+    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
+    Promise.race([ping, timeout]).then((answered) => {
+      if (this.closed || generation !== this.linkGeneration) return
+      if (!answered) this.log.warn({}, 'wsx bus: subscriber link ready but PING unanswered')
+      this.subReady = true
+      this.resyncIfBack()
+    }, () => {})
+  }
+
+  /**
+   * One PING at a time on the subscriber link. Unanswered within `ackTimeoutMs`: the link
+   * is down (a frozen Redis), whatever the socket says; answered again later: it is back,
+   * and the groups are resynced, since anything published meanwhile may be lost.
+   */
+  private probe (): void {
+    if (this.closed || this.probing || !this.redis || this.redis.link.status !== 'ready') return
+    this.probing = true
+    const generation = this.linkGeneration
+    const ping = this.redis.link.ping().then(() => true, () => false)
+    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
+    Promise.race([ping, timeout]).then((answered) => {
+      if (this.closed) return
+      if (!answered) {
+        if (this.subReady) {
+          this.subReady = false
+          this.missed = true
+          this.log.warn({}, 'wsx bus: backend stopped answering; publish fails until it is back')
+        }
+        // the PING stays queued on the link: its late answer ends the probe
+        ping.then(() => { this.probing = false }, () => { this.probing = false })
+        return
+      }
+      this.probing = false
+      if (!this.subReady && generation === this.linkGeneration) {
+        this.subReady = true
+        this.resyncIfBack()
+      }
+    }, () => { this.probing = false })
+  }
+
+  /** Once both links are back after a loss, the groups subscribed now are resynced, once. */
+  private resyncIfBack (): void {
+    if (!this.up) return
+    this.outageErrors = 0
+    if (!this.missed) return
+    this.missed = false
+    this.log.warn({}, 'wsx bus: backend link back; resyncing groups')
+    const groups = this.groups()
+    if (groups.length > 0) this.emitResync(groups)
+  }
+
+  private emitResync (groups: string[]): void {
+    for (const group of groups) {
+      const sub = this.subs.get(this.topic('group', group))
+      if (sub) sub.unconfirmed = false
+    }
+    for (const cb of [...this.resyncListeners]) {
+      try {
+        cb(groups)
+      } catch (err) {
+        this.log.error({ err }, 'wsx bus: resync listener threw')
+      }
+    }
+  }
+
+  /** Garbage on our channels is logged at most once per interval: it could be a flood. */
+  private dropped (topic: string, reason: string, err?: unknown): void {
+    const now = Date.now()
+    if (now - this.lastDropLog < DROP_LOG_INTERVAL_MS) return
+    this.lastDropLog = now
+    this.log.warn({ topic, reason, err }, 'wsx bus: dropped a message that was not ours')
+  }
+}
