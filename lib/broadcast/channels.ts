@@ -8,7 +8,7 @@ import { WsxError } from '../errors.js'
 import { ErrorCode } from '../../protocol/index.js'
 import type { HistoryConfig } from './history.js'
 import { toFields } from '../boot/validation.js'
-import { replyError } from '../connection/dispatch.js'
+import { replyError } from '../connection/answer.js'
 import type { CompiledChannel } from '../boot/route.js'
 import { parseWant, positionJson, readRecovery, releaseHold, replayAndRelease, startHold } from './recovery.js'
 

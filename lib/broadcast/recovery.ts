@@ -8,7 +8,7 @@ import { eventFrame, okFrame, type Envelope } from '../connection/envelope.js'
 import { WsxError } from '../errors.js'
 import { ErrorCode, GROUP_PATTERN, ServerEvent } from '../../protocol/index.js'
 import type { HistoryConfig, StoredEvent } from './history.js'
-import { replyError } from '../connection/dispatch.js'
+import { replyError } from '../connection/answer.js'
 
 /** Live frames of one group waiting for a recovery (or its hold timeout). */
 export interface Hold {

@@ -13,6 +13,7 @@ import { captureRouteContext, createRequestView, type ViewSource } from '../fast
 import { withoutQueryParam } from '../upgrade/credentials.js'
 import { lockedHandshakeFields, type LockInfo } from '../security/auth-lock.js'
 import { dispatchFrame } from './dispatch.js'
+import { userKeyOf } from './user-key.js'
 import { SLOW_READER_REASON, isOverBuffered, rawByteLength, terminateAfterGrace } from './backpressure.js'
 import type { AuthVia, WsxConnection } from '../../types/route.js'
 import type { HistoryConfig } from '../broadcast/history.js'
@@ -34,18 +35,6 @@ function onSocketMessage (this: WebSocket, data: RawData, binary: boolean): void
 function onSocketClose (this: WebSocket, code: number): void { connectionOf(this).onClose(code) }
 function onSocketError (this: WebSocket, err: Error): void { connectionOf(this).log.debug({ err }, 'wsx socket error') }
 function onSocketPong (this: WebSocket): void { connectionOf(this).pong() }
-
-/** A stable key for a user: its `sub`, `id` or `username` claim, else null. */
-export function userKeyOf (user: unknown): string | null {
-  if (typeof user === 'string') return user
-  if (typeof user !== 'object' || user === null) return null
-  const u = user as Record<string, unknown>
-  for (const key of ['sub', 'id', 'username']) {
-    const v = u[key]
-    if (typeof v === 'string' || typeof v === 'number') return String(v)
-  }
-  return null
-}
 
 function lockedHandshakeFrame (route: RouteContext, lock: LockInfo): string {
   const h = route.handshake!

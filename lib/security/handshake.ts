@@ -4,7 +4,7 @@
 // unchanged. Failures count against the client address in the lock (lib/security/auth-lock.ts),
 // shared with failures at the upgrade; reconnecting does not reset them, nor does a success.
 import type { Connection } from '../connection/connection.js'
-import { userKeyOf } from '../connection/connection.js'
+import { userKeyOf } from '../connection/user-key.js'
 import type { Envelope } from '../connection/envelope.js'
 import { errorFrame, eventFrame } from '../connection/envelope.js'
 import { WsxError } from '../errors.js'
@@ -12,7 +12,7 @@ import { CloseCode, ErrorCode, ServerEvent } from '../../protocol/index.js'
 import { authenticateInBand, type AuthResult } from '../upgrade/authenticate.js'
 import { inbandHeaders } from '../upgrade/credentials.js'
 import { checkLock, countFailure, lockPolicy } from './auth-lock.js'
-import { replyError } from '../connection/dispatch.js'
+import { replyError } from '../connection/answer.js'
 
 function authorizedFrame (env: Envelope): string {
   return eventFrame(ServerEvent.authorized, { authenticated: true, via: 'authorize' }, { id: env.id })
