@@ -36,10 +36,6 @@ export function logReply (conn: Connection, env: Envelope, outcome: string): voi
   conn.log.debug({ action: env.action, id: env.id, trace_id: env.trace_id, outcome }, 'wsx reply sent')
 }
 
-// A client's timer may fire a hair early: a message this close to the end of the advised
-// wait still counts as having waited.
-const RETRY_ADVICE_SLACK_MS = 50
-
 /**
  * Answers `throttled` with `retry_after` in whole seconds. Only a message that arrived
  * while an earlier `retry_after` was still running counts toward `maxThrottledInARow`: a
@@ -50,11 +46,5 @@ export function throttledAnswer (conn: Connection, env: Envelope, retryMs: numbe
   conn.core.stats.throttled++
   const retryAfter = Math.max(1, Math.ceil(retryMs / 1000))
   replyError(conn, env, new WsxError(ErrorCode.throttled, undefined, { retryAfter }))
-  const ignoredAdvice = arrivedAt < conn.retryAdvisedUntil - RETRY_ADVICE_SLACK_MS
-  conn.retryAdvisedUntil = Math.max(conn.retryAdvisedUntil, Date.now() + retryAfter * 1000)
-  if (!ignoredAdvice) {
-    conn.throttledInARow = 0
-    return
-  }
-  if (++conn.throttledInARow >= conn.core.config.maxThrottledInARow) conn.close(CloseCode.tooManyMessages, 'Too many messages')
+  if (conn.budget.refused(arrivedAt, retryAfter, conn.core.config.maxThrottledInARow)) conn.close(CloseCode.tooManyMessages, 'Too many messages')
 }

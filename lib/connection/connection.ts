@@ -14,6 +14,7 @@ import { withoutQueryParam } from '../upgrade/credentials.js'
 import { lockedHandshakeFields, type LockInfo } from '../security/auth-lock.js'
 import { dispatchFrame } from './dispatch.js'
 import { userKeyOf } from './user-key.js'
+import { MessageBudget } from '../security/budget.js'
 import { SLOW_READER_REASON, isOverBuffered, rawByteLength, terminateAfterGrace } from './backpressure.js'
 import type { AuthVia, WsxConnection } from '../../types/route.js'
 import type { HistoryConfig } from '../broadcast/history.js'
@@ -74,18 +75,16 @@ export class Connection implements WsxConnection<unknown> {
   /** true between `socket.expired` and a refresh: protected actions answer not_authenticated */
   expired = false
   closed = false
-  // message loop; the queue exists only once a frame had to wait
-  queue: Array<{ data: RawData, binary: boolean, size: number }> | null = null
-  /** bytes of the frames in `queue`, bounded by `maxQueuedBytes` */
-  queuedBytes = 0
-  inflight = 0
-  barrier = false
+  /** malformed frames in a row (decode.ts) */
   badFrames = 0
-  throttledInARow = 0
-  /** until when the last `throttled` answer asked this client to wait (epoch ms) */
-  retryAdvisedUntil = 0
-  floodWindowEnd = 0
-  floodCount = 0
+  /** the message budget and the run of `throttled` answers (lib/security/budget.ts) */
+  readonly budget = new MessageBudget()
+  // the message loop, written only here: the queue exists only once a frame had to wait
+  private queue: Array<{ data: RawData, binary: boolean, size: number }> | null = null
+  /** bytes of the frames in `queue`, bounded by `maxQueuedBytes` */
+  private queuedBytes = 0
+  private running = 0
+  private barrier = false
   /** history groups whose live frames wait for a recovery (lib/broadcast/recovery.ts) */
   holds: Map<string, Hold> | null = null
   private missedPongs = 0
@@ -272,7 +271,7 @@ export class Connection implements WsxConnection<unknown> {
 
   onFrame (data: RawData, binary: boolean): void {
     if (this.closed) return
-    if (this.barrier || this.inflight >= this.core.config.maxInflight) {
+    if (this.barrier || this.running >= this.core.config.maxInflight) {
       const queue = (this.queue ??= [])
       const size = rawByteLength(data)
       // bounded in messages and in bytes: maxQueued frames of maxPayload each is too much memory
@@ -287,11 +286,29 @@ export class Connection implements WsxConnection<unknown> {
     dispatchFrame(this, data, binary)
   }
 
+  /** Frames being worked on now (shutdown waits for them). */
+  get inflight (): number {
+    return this.running
+  }
+
+  /** A frame starts its stages; a barrier (socket.authorize) holds every frame behind it. */
+  takeSlot (barrier: boolean): void {
+    if (barrier) this.barrier = true
+    this.running++
+  }
+
+  /** A frame has been answered: frees its slot and starts what waited behind it. */
+  releaseSlot (barrier: boolean): void {
+    this.running--
+    if (barrier) this.barrier = false
+    this.pump()
+  }
+
   /** Starts queued frames while the barrier is down and there is room. */
-  pump (): void {
+  private pump (): void {
     const queue = this.queue
     if (queue === null) return
-    while (queue.length > 0 && !this.barrier && this.inflight < this.core.config.maxInflight && !this.closed) {
+    while (queue.length > 0 && !this.barrier && this.running < this.core.config.maxInflight && !this.closed) {
       const next = queue.shift()!
       this.queuedBytes -= next.size
       dispatchFrame(this, next.data, next.binary)

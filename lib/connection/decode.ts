@@ -65,7 +65,7 @@ function onBadFrame (conn: Connection, error: WsxError, id: MessageId): void {
   // a bad frame is an inbound frame like any other: it spends the budget, and past it the
   // answer is `throttled` (which ends in 4429) rather than one more parse_error
   if (!checkFlood(conn)) {
-    throttledAnswer(conn, { action: '(invalid)', id, data: {}, trace_id: newTraceId() }, conn.floodWindowEnd - Date.now())
+    throttledAnswer(conn, { action: '(invalid)', id, data: {}, trace_id: newTraceId() }, conn.budget.msUntilWindowEnds())
     return
   }
   conn.sendRaw(errorFrame(id, error.toWire()))

@@ -26,9 +26,9 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
   if (conn.debug && !isQuiet(conn, env.action)) {
     conn.log.debug({ action: env.action, id: env.id, trace_id: env.trace_id }, 'wsx frame received')
   }
+  // socket.authorize is a barrier: nothing after it starts until it has finished
   const isBarrier = env.action === BuiltinAction.authorize
-  if (isBarrier) conn.barrier = true
-  conn.inflight++
+  conn.takeSlot(isBarrier)
   try {
     // true: asynchronous work took the slot and will release it itself
     if (startStages(conn, env, isBarrier)) return
@@ -40,9 +40,7 @@ export function dispatchFrame (conn: Connection, data: RawData, binary: boolean)
 
 /** Frees the connection's slot and starts what waited behind it. */
 function release (conn: Connection, isBarrier: boolean): void {
-  conn.inflight--
-  if (isBarrier) conn.barrier = false
-  conn.pump()
+  conn.releaseSlot(isBarrier)
 }
 
 /** Awaits a built-in's work, answers its failure, and releases the slot. Never rejects. */
@@ -70,7 +68,7 @@ function startStages (conn: Connection, env: Envelope, isBarrier: boolean): bool
   // every other frame spends the connection's budget before it is answered at all, so
   // not_found, not_authenticated and the built-ins cannot be made to answer without limit
   if (!checkFlood(conn)) {
-    throttledAnswer(conn, env, conn.floodWindowEnd - Date.now())
+    throttledAnswer(conn, env, conn.budget.msUntilWindowEnds())
     return false
   }
   switch (env.action) {
@@ -80,7 +78,7 @@ function startStages (conn: Connection, env: Envelope, isBarrier: boolean): bool
     case BuiltinAction.subscribe:
     case BuiltinAction.unsubscribe:
       if (!gate(conn, env, null)) return false
-      conn.throttledInARow = 0
+      conn.budget.passed()
       settle(conn, env, isBarrier, env.action === BuiltinAction.subscribe ? subscribeChannel(conn, env) : unsubscribeChannel(conn, env))
       return true
     case BuiltinAction.recover:

@@ -31,7 +31,7 @@ export async function runAction (conn: Connection, env: Envelope, action: Compil
       if (typeof retryMs !== 'number') retryMs = await retryMs
       if (retryMs > 0) return throttledAnswer(conn, env, retryMs, arrivedAt)
     }
-    conn.throttledInARow = 0
+    conn.budget.passed()
 
     // request schema
     if (action.validate && !action.validate(env.data)) {

@@ -1,4 +1,4 @@
-// Per-connection flood budget (in memory: it belongs to one socket) and per-action
+// The per-connection message budget (budget.ts, in memory: it belongs to one socket) and per-action
 // throttles (through the shared limiter, so several instances enforce one limit).
 import type { Connection } from '../connection/connection.js'
 import type { CompiledAction } from '../boot/route.js'
@@ -8,14 +8,7 @@ import type { ConsumeResult } from './stores/limiter.js'
 
 /** Counts one message against the route's per-connection budget; false when over it. */
 export function checkFlood (conn: Connection): boolean {
-  const limit = conn.route.messageRateLimit
-  if (limit === null) return true
-  const now = Date.now()
-  if (now >= conn.floodWindowEnd) {
-    conn.floodWindowEnd = now + limit.windowMs
-    conn.floodCount = 0
-  }
-  return ++conn.floodCount <= limit.max
+  return conn.budget.spend(conn.route.messageRateLimit)
 }
 
 function throttleKey (conn: Connection, env: Envelope, key: CompiledAction['throttles'][number]['key']): string {
