@@ -25,8 +25,9 @@
 //   docs/protocol.md "Close codes"         the same, by the heading's text in double quotes
 //   docs/protocol.md §Close codes          the same; the words after § must start with a heading
 //   README.md#the-protocol                 a README section, by anchor
-//   README "The protocol"  (README, The protocol)  a README section by its title (which
-//                                          starts with a capital letter)
+//   README "The protocol"  (README, The protocol)  (README: The protocol)
+//                                          a README section by its title (which starts
+//                                          with a capital letter)
 //
 // Prefer the `#anchor` forms in new comments: they are what GitHub links to. Markdown
 // links in .md files are ordinary relative links (`[errors](errors.md#close-codes)`).
@@ -203,15 +204,15 @@ function checkLine (file, n, text) {
     checkDocument(file, n, `docs/${m[1]}`, m[2], m[3], m[4], m[0].trim())
   }
 
-  // README.md#anchor, README "Section", (README, Section), README §Section
+  // README.md#anchor, README "Section", (README, Section), (README: Section), README §Section
   for (const m of text.matchAll(/(?<![\w/.-])README\.md#([\w-]+)/g)) {
     checkDocument(file, n, 'README.md', m[1], undefined, undefined, m[0])
   }
   for (const m of text.matchAll(/(?<![\w/.-])README(?:\.md)?,? "([^"]+)"/g)) {
     checkDocument(file, n, 'README.md', undefined, m[1], undefined, m[0])
   }
-  for (const m of text.matchAll(/(?<![\w/.-])README(?:\.md)?, ([A-Z][^)\n;:]*)/g)) {
-    if (!startsWithHeading('README.md', m[1])) report(file, n, `README, ${m[1].trim()}: README.md has no such section`)
+  for (const m of text.matchAll(/(?<![\w/.-])README(?:\.md)?([,:]) ([A-Z][^)\n;:]*)/g)) {
+    if (!startsWithHeading('README.md', m[2])) report(file, n, `README${m[1]} ${m[2].trim()}: README.md has no such section`)
   }
   for (const m of text.matchAll(/(?<![\w/.-])README(?:\.md)? ?§ ?(.*?)(?=;|$|(?<![\w/.-])(?:docs\/|README))/g)) {
     if (!startsWithHeading('README.md', m[1])) report(file, n, `README §${m[1].trim()}: no heading of README.md starts the text after §`)
