@@ -1,6 +1,6 @@
 // The typed client over real sockets. The server side is a small real `ws` WebSocketServer
-// speaking PROTOCOL.md frames, so each test controls exactly what the server sends and with
-// which close code (the reconnect rules depend on it).
+// speaking the frames of docs/protocol.md, so each test controls exactly what the server
+// sends and with which close code (the reconnect rules depend on it).
 import t from 'tap'
 import { once } from 'node:events'
 import { readdir, readFile } from 'node:fs/promises'

@@ -1,4 +1,4 @@
-// DEMO.md with WSX_DEMO_REDIS_URL: two demo processes on one Redis act as one server.
+// The demo (examples/chat) with WSX_DEMO_REDIS_URL: two demo processes on one Redis act as one server.
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectUrl } from '../testing/index.js'

@@ -94,7 +94,7 @@ for (const codec of CODECS) {
   })
 }
 
-/** PROTOCOL.md's server frame shapes: a reply, an error with a known code, or an event. */
+/** The server frame shapes of docs/protocol.md#the-envelope: a reply, an error with a known code, or an event. */
 function isProtocolFrame (f: Frame): boolean {
   // the test client marks a frame of the wrong type (binary on JSON, text on MessagePack)
   if (f.binary !== undefined) return false
@@ -170,8 +170,8 @@ async function fuzzConnection (t: Test, codec: Codec): Promise<void> {
   }), { numRuns: 150, interruptAfterTimeLimit: Math.max(1000, deadline - Date.now()) })
 
   t.ok(runs >= 50, `${runs} sequences ran`)
-  t.same(unexpected, [], 'every server frame had a PROTOCOL.md shape')
-  t.same(closes.filter((code) => !CLOSE_CODES.has(code)), [], `close codes are PROTOCOL §7 ones (${[...new Set(closes)].join(', ') || 'none'})`)
+  t.same(unexpected, [], 'every server frame had an envelope shape of docs/protocol.md')
+  t.same(closes.filter((code) => !CLOSE_CODES.has(code)), [], `close codes are docs/protocol.md#close-codes ones (${[...new Set(closes)].join(', ') || 'none'})`)
   // the connection, or a fresh one, still works
   const c = client !== null && (client as TestClient).isOpen ? client as TestClient : await open()
   t.match(await c.request('socket.ping'), { ok: true, data: { pong: true } })

@@ -1,4 +1,4 @@
-// PROTOCOL §3, the in-band handshake, over a real socket: the gate before authentication,
+// The in-band handshake (docs/protocol.md#authentication), over a real socket: the gate before authentication,
 // strict mode, attempts and the lock (which survives reconnecting), the timeout timer,
 // a message in the same TCP write as socket.authorize, handshake-only strategies and
 // token expiry with refresh. Handler spies prove no unauthorized call reaches user code.

@@ -1,4 +1,4 @@
-// PROTOCOL §2, the upgrade, over real TCP: every refusal answers over HTTP and opens no
+// The upgrade (docs/protocol.md#the-upgrade), over real TCP: every refusal answers over HTTP and opens no
 // socket. Tokens (bad, alg none, HS512, expired), params, origins, the connection rate
 // limit (before auth runs), connection caps, handshake-less routes and query tokens.
 import t, { type Test } from 'tap'

@@ -2,7 +2,7 @@
 // match what the demo's /ws/bench route does, so the comparison is fair: every frame is
 // parsed as JSON, dispatched on `action`, and the reply `{id, ok: true, data}` is
 // serialized. A broadcast serializes the `bench.tick` event once and writes the same
-// bytes to every socket, as fastify-wsx does (PROTOCOL §5).
+// bytes to every socket, as fastify-wsx does (README.md#groups-channels-and-presence).
 
 import { WebSocket } from 'ws'
 

@@ -1,4 +1,4 @@
-// Peer "fastify-wsx": the demo app (examples/chat/app.ts, DEMO.md) and its /ws/bench
+// Peer "fastify-wsx": the demo app (examples/chat/app.ts) and its /ws/bench
 // route, so every stage runs: JWT at the upgrade, request schema, permission, throttle,
 // handler, response serializer. Settings come from the WSX_DEMO_* environment the
 // orchestrator sets (secret, high connection limit, optional Redis).

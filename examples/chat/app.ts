@@ -1,4 +1,4 @@
-// The demo (../../shared DEMO.md contract): a chat on fastify-wsx, the README quickstart
+// The demo (README.md#asyncapi-playground-and-the-demo-page): a chat on fastify-wsx, the README quickstart
 // grown up, the benchmark target, and the app outside clients are tested against.
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyJwt from '@fastify/jwt'

@@ -1,4 +1,4 @@
-// The demo's settings, from the environment (DEMO.md "Settings"); all optional.
+// The demo's settings, from the `WSX_DEMO_*` environment variables read below; all optional.
 export interface DemoSettings {
   port: number
   host: string

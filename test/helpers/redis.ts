@@ -1,5 +1,5 @@
 // Starts a private redis-server per test file, so a test can stop, freeze and restart
-// it without touching anyone else's Redis (STACK.md §8). Falls back to REDIS_URL; with
+// it without touching anyone else's Redis. Falls back to REDIS_URL; with
 // neither, Redis tests skip loudly, except under CI=true where they must run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
