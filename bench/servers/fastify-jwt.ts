@@ -5,9 +5,8 @@
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import fastifyJwt from '@fastify/jwt'
-import type { AddressInfo } from 'node:net'
-import { handleFrame, startHeartbeat } from './envelope.js'
-import { startControl, failStart } from './control.js'
+import { failStart } from './control.js'
+import { listenRawPeer, rawEnvelopeRoute } from './raw-fastify.js'
 
 async function main (): Promise<void> {
   const secret = process.env.WSX_DEMO_SECRET
@@ -19,25 +18,14 @@ async function main (): Promise<void> {
     const { username } = request.body as { username: string }
     return { token: app.jwt.sign({ sub: username, role: 'user' }) }
   })
-  app.get('/ws', {
-    websocket: true,
-    onRequest: async (request, reply) => {
-      try {
-        await request.jwtVerify()
-      } catch {
-        return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Authentication failed.' })
-      }
+  rawEnvelopeRoute(app, async (request, reply) => {
+    try {
+      await request.jwtVerify()
+    } catch {
+      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Authentication failed.' })
     }
-  }, (socket) => {
-    socket.on('message', (raw: Buffer, isBinary: boolean) => {
-      if (isBinary) { socket.close(1003); return }
-      handleFrame(socket, raw.toString(), () => app.websocketServer.clients)
-    })
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  startHeartbeat(() => app.websocketServer.clients)
-  const port = (app.server.address() as AddressInfo).port
-  startControl({ port, connections: () => app.websocketServer.clients.size })
+  await listenRawPeer(app)
 }
 
 main().catch((err: unknown) => failStart('fastifyJwt', err))
