@@ -1,4 +1,4 @@
-// One frame, in order: decode.ts reads its envelope; here it takes a slot in the
+// One frame, in order (docs/protocol.md#how-a-frame-is-processed, docs/architecture.md#lifecycle-of-a-message): decode.ts reads its envelope; here it takes a slot in the
 // connection's loop (socket.authorize is a barrier: nothing after it starts until it has
 // finished), spends the message budget, and goes to a built-in or, through the fail-closed
 // auth gate, to run-action.ts. Every outcome is answered through answer.ts.

@@ -1,4 +1,4 @@
-// The envelope of the protocol (README, The protocol): parsing an inbound request in assert style, and building
+// The envelope (docs/protocol.md#the-envelope): parsing an inbound request in assert style, and building
 // the outbound frames (reply, error, event) as strings.
 import { randomBytes } from 'node:crypto'
 import { ACTION_PATTERN, ErrorCode, MAX_ACTION_LENGTH, MAX_ID_LENGTH, MAX_TRACE_ID_LENGTH } from '../../protocol/index.js'

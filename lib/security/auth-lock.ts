@@ -50,7 +50,7 @@ export async function countFailure (core: Core, ip: string, policy: LockPolicy):
   return { attemptsLeft: result.attemptsLeft, locked: result.locked, retryAfter: result.retryAfter }
 }
 
-/** The extra `socket.handshake` fields for a locked address (documented in docs/protocol.md). */
+/** The extra `socket.handshake` fields for a locked address (docs/protocol.md#the-lock-at-the-upgrade-and-in-sockethandshake). */
 export function lockedHandshakeFields (lock: LockInfo): { attempts_left: 0, retry_after: number } {
   return { attempts_left: 0, retry_after: Math.max(1, lock.retryAfter) }
 }

@@ -1,4 +1,4 @@
-// The handshake lock of the protocol (README, The protocol): failed `socket.authorize` attempts are counted per
+// The handshake lock (docs/protocol.md#the-lock-at-the-upgrade-and-in-sockethandshake): failed `socket.authorize` attempts are counted per
 // client address; the one that reaches `attempts` locks the address for `lockSeconds`,
 // across reconnects and, with Redis, across instances. A store that errors or hangs
 // answers "locked": an outage must not turn into unlimited token guessing.
