@@ -1,6 +1,7 @@
 // fastify-wsx/client/msgpack: the MessagePack codec for the client (`wsx.v1.msgpack`).
 // A separate entry point, so JSON users' bundles never carry msgpackr.
 import { Packr, Unpackr } from 'msgpackr'
+import { MSGPACK_SUBPROTOCOL } from '../protocol/index.js'
 import type { ClientCodec } from './types.js'
 
 // plain MessagePack (no msgpackr records), 64-bit integers as numbers, as JSON would give
@@ -18,7 +19,7 @@ function bytesOf (data: unknown): Uint8Array | null {
  * frames of this codec and are reported as bad frames.
  */
 export const msgpack: ClientCodec = {
-  subprotocol: 'wsx.v1.msgpack',
+  subprotocol: MSGPACK_SUBPROTOCOL,
   encode: (frame) => packr.pack(frame),
   decode: (data) => {
     const bytes = bytesOf(data)
