@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { Core } from '../instance/core.js'
 import type { RouteContext } from '../boot/route.js'
-import { CloseCode, MSGPACK_SUBPROTOCOL, ServerEvent } from '../../protocol/index.js'
+import { CloseCode, MSGPACK_SUBPROTOCOL, ReadyState, ServerEvent } from '../../protocol/index.js'
 import { eventFrame } from './envelope.js'
 import { jsonFrameToMessagePack } from './msgpack-codec.js'
 import { captureRouteContext, createRequestView, type ViewSource } from '../fastify/request-view.js'
@@ -20,7 +20,6 @@ import type { HistoryConfig } from '../broadcast/history.js'
 import { announceGroup, dropHold, holdFrame, releaseHold, startHold, type Hold } from '../broadcast/recovery.js'
 import type { WsxEventMap } from '../../types/registry.js'
 
-const OPEN = 1
 // group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
 // JSON routes speak text frames only (README, The protocol)
 const AS_TEXT = { binary: false } as const
@@ -301,7 +300,7 @@ export class Connection implements WsxConnection<unknown> {
   /** Writes a frame; a reader over the buffer cap is closed with 1013. */
   sendRaw (frame: string | Buffer): boolean {
     const socket = this.socket
-    if (socket.readyState !== OPEN) return false
+    if (socket.readyState !== ReadyState.open) return false
     if (isOverBuffered(socket, this.core.config.maxBufferedBytes)) {
       this.closeSlowReader()
       return false
@@ -388,7 +387,7 @@ export class Connection implements WsxConnection<unknown> {
       return
     }
     this.missedPongs++
-    if (this.socket.readyState === OPEN) this.socket.ping()
+    if (this.socket.readyState === ReadyState.open) this.socket.ping()
   }
 
   closeSlowReader (): void {
