@@ -10,7 +10,6 @@ export const errors = {
   WSX_ERR_ROUTE_UNKNOWN_OPTION: createError('WSX_ERR_ROUTE_UNKNOWN_OPTION', 'Unknown option "%s" on wsx route %s', 500, TypeError),
   WSX_ERR_ROUTE_NO_AUTH: createError('WSX_ERR_ROUTE_NO_AUTH', 'wsx route %s has protected actions but no authenticate strategy; mark them public or add one', 500, TypeError),
   WSX_ERR_ACTION_NAME: createError('WSX_ERR_ACTION_NAME', 'Invalid action name "%s" on wsx route %s: dotted parts of [A-Za-z0-9_], at most 128 characters', 500, TypeError),
-  WSX_ERR_ACTION_DUPLICATED: createError('WSX_ERR_ACTION_DUPLICATED', 'Action "%s" is declared twice on wsx route %s', 500, TypeError),
   WSX_ERR_ACTION_RESERVED: createError('WSX_ERR_ACTION_RESERVED', 'Action "%s" on wsx route %s is a built-in name', 500, TypeError),
   WSX_ERR_ACTION_INVALID: createError('WSX_ERR_ACTION_INVALID', 'Invalid action "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_SCHEMA_NOT_TYPEBOX: createError('WSX_ERR_SCHEMA_NOT_TYPEBOX', 'The %s schema of "%s" on wsx route %s is not a TypeBox schema: build it with Type from fastify-wsx or @sinclair/typebox 0.34, or with Type from typebox 1.x', 500, TypeError),

@@ -293,11 +293,9 @@ export function compileRoute (instance: FastifyInstance, routeOpts: RouteOptions
   const opts = bindDefinedRoute(routeOpts, senders) ?? resolveFactories(routeOpts, senders)
   if (typeof opts.actions !== 'object' || opts.actions === null) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'actions must be an object')
 
+  // the names are the object's own keys: no action can be declared twice
   const actions = new Map<string, CompiledAction>()
-  for (const [name, def] of Object.entries(opts.actions)) {
-    if (actions.has(name)) throw new errors.WSX_ERR_ACTION_DUPLICATED(name, url)
-    actions.set(name, compileAction(name, def, url))
-  }
+  for (const [name, def] of Object.entries(opts.actions)) actions.set(name, compileAction(name, def, url))
   const channels = new Map<string, CompiledChannel>()
   for (const [name, def] of Object.entries(opts.channels ?? {})) channels.set(name, compileChannel(name, def, url))
 
