@@ -14,6 +14,8 @@ export const errors = {
   WSX_ERR_ACTION_INVALID: createError('WSX_ERR_ACTION_INVALID', 'Invalid action "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_SCHEMA_NOT_TYPEBOX: createError('WSX_ERR_SCHEMA_NOT_TYPEBOX', 'The %s schema of "%s" on wsx route %s is not a TypeBox schema: build it with Type from fastify-wsx or @sinclair/typebox 0.34, or with Type from typebox 1.x', 500, TypeError),
   WSX_ERR_GROUP_NAME: createError('WSX_ERR_GROUP_NAME', 'Invalid group name "%s": 1-128 characters of [A-Za-z0-9_.:@-]', 400, TypeError),
+  // 400: a client asking for one group too many gets a validation_error it can act on (leave one)
+  WSX_ERR_GROUP_LIMIT: createError('WSX_ERR_GROUP_LIMIT', 'A connection may be in %s groups at most: leave one before joining "%s".', 400, RangeError),
   WSX_ERR_CHANNEL_INVALID: createError('WSX_ERR_CHANNEL_INVALID', 'Invalid channel "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_EVENT_INVALID: createError('WSX_ERR_EVENT_INVALID', 'The data of event "%s" does not match its declared schema: %s', 500, TypeError),
   WSX_ERR_EVENT_CONFLICT: createError('WSX_ERR_EVENT_CONFLICT', 'Event "%s" is declared with two different schemas (on %s); event names are global', 500, TypeError),
