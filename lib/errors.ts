@@ -23,6 +23,8 @@ export const errors = {
     'History (%s) needs the built-in bus: in memory without Redis, or Redis Streams with `redis`; a custom `emitter` cannot carry offsets', 500, TypeError),
   WSX_ERR_WEBSOCKET_REGISTERED: createError('WSX_ERR_WEBSOCKET_REGISTERED',
     '@fastify/websocket is already registered; fastify-wsx registers it itself so that close() drains every socket with 1001. Remove your registration and pass its options as the `websocket` option of fastify-wsx', 500),
+  WSX_ERR_FRAMEWORK_CHANGED: createError('WSX_ERR_FRAMEWORK_CHANGED',
+    'fastify-wsx relies on a detail of %s that the installed version does not have: %s. Install versions within the ranges of fastify-wsx\'s package.json, or report it', 500),
   WSX_ERR_NOT_READY: createError('WSX_ERR_NOT_READY', 'fastify-wsx: %s', 500),
   WSX_ERR_REDIS_UNSUITABLE: createError('WSX_ERR_REDIS_UNSUITABLE', 'The redis option cannot be used: %s', 500, TypeError),
   WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',

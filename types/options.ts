@@ -1,4 +1,5 @@
 import type { RedisOptions } from 'ioredis'
+import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import type { AnyAction, AnyChannel, EventDataMap, SomeConnection, RouteAction, RouteChannel, RouteTypes, ThrottleOptions, WsxConnection, WsxHook } from './route.js'
 import type { StaticOf, WsxSchema } from './schema.js'
@@ -263,6 +264,13 @@ export interface WsxPluginOptions {
   namespace?: string
   /** Graceful shutdown on `app.close()`. */
   shutdown?: { graceMs?: number, windowMs?: number }
-  /** Options passed to `@fastify/websocket` when fastify-wsx registers it. */
-  websocket?: Record<string, unknown>
+  /**
+   * Options passed to `@fastify/websocket` when fastify-wsx registers it. Its `errorHandler`
+   * is called on a socket error of every route, with the connection's request view and a
+   * reply stand-in on envelope routes (README, Options).
+   */
+  websocket?: { errorHandler?: WebsocketErrorHandler, [option: string]: unknown }
 }
+
+/** `@fastify/websocket`'s `errorHandler`: `(this: instance, error, socket, request, reply)`. */
+export type WebsocketErrorHandler = NonNullable<WebsocketPluginOptions['errorHandler']>

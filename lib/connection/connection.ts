@@ -9,7 +9,8 @@ import type { RouteContext } from '../boot/route.js'
 import { CloseCode, MSGPACK_SUBPROTOCOL, ReadyState, ServerEvent } from '../../protocol/index.js'
 import { eventFrame } from './envelope.js'
 import { jsonFrameToMessagePack } from './msgpack-codec.js'
-import { captureRouteContext, createRequestView, type ViewSource } from '../fastify/request-view.js'
+import { createReplyShim, createRequestView, type ViewSource } from '../fastify/request-view.js'
+import { captureRouteContext, replaceSocketErrorListener } from '../fastify/internals.js'
 import { withoutQueryParam } from '../upgrade/credentials.js'
 import { lockedHandshakeFields, type LockInfo } from '../security/auth-lock.js'
 import { dispatchFrame } from './dispatch.js'
@@ -32,7 +33,7 @@ function connectionOf (socket: unknown): Connection {
 }
 function onSocketMessage (this: WebSocket, data: RawData, binary: boolean): void { connectionOf(this).onFrame(data, binary) }
 function onSocketClose (this: WebSocket, code: number): void { connectionOf(this).onClose(code) }
-function onSocketError (this: WebSocket, err: Error): void { connectionOf(this).log.debug({ err }, 'wsx socket error') }
+function onSocketError (this: WebSocket, err: Error): void { connectionOf(this).onSocketError(err) }
 function onSocketPong (this: WebSocket): void { connectionOf(this).pong() }
 
 function lockedHandshakeFrame (route: RouteContext, lock: LockInfo): string {
@@ -123,13 +124,13 @@ export class Connection implements WsxConnection<unknown> {
 
     // Synchronously, before anything can await: every frame from now on is queued.
     // @fastify/websocket's own error listener closes over the upgrade request and reply,
-    // keeping both alive for the socket's life; ours keeps neither. The listeners are
-    // shared functions (no closures per socket): they find the connection on the socket.
-    socket.removeAllListeners('error')
+    // keeping both alive for the socket's life; ours keeps neither, and calls the app's
+    // `websocket.errorHandler` itself (onSocketError). The listeners are shared functions
+    // (no closures per socket): they find the connection on the socket.
     ;(socket as unknown as Record<symbol, Connection>)[kConnection] = this
+    replaceSocketErrorListener(socket, onSocketError)
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
-    socket.on('error', onSocketError)
     socket.on('pong', onSocketPong)
 
     core.added(this)
@@ -373,6 +374,26 @@ export class Connection implements WsxConnection<unknown> {
       this.socket.close(code, reason)
     } catch {
       this.socket.terminate()
+    }
+  }
+
+  /**
+   * A socket error (ws closes the socket after it): the app's `websocket.errorHandler`
+   * when it set one, called as @fastify/websocket would (`this` the route's instance), with
+   * the connection's request view and a reply stand-in (the upgrade's own were released);
+   * else a debug line. Whatever the handler throws is logged, never thrown.
+   */
+  onSocketError (err: Error): void {
+    const handler = this.core.config.socketErrorHandler
+    if (handler === null) {
+      this.log.debug({ err }, 'wsx socket error')
+      return
+    }
+    try {
+      const request = this.request
+      handler.call(this.route.instance, err, this.socket, request, createReplyShim(request, this.log, this.route.replyProto))
+    } catch (thrown) {
+      this.log.error({ err: thrown }, 'wsx: the websocket errorHandler threw')
     }
   }
 

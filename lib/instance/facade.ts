@@ -13,6 +13,7 @@ import { compileHistory, type HistoryConfig, type HistoryOptions } from '../broa
 import { errors } from '../errors.js'
 import { CloseCode } from '../../protocol/index.js'
 import { assertGroupName } from '../broadcast/groups.js'
+import { releaseUpgradeResponse } from '../fastify/internals.js'
 import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from '../upgrade/hooks.js'
 import type { BroadcastOptions, DefinedRoute, RouteEventMap, RouteOptions, RouteSenders } from '../../types/options.js'
 import type { LockInfo } from '../security/auth-lock.js'
@@ -96,7 +97,7 @@ export class WsxFacade {
         const stash = request as unknown as Record<symbol, unknown>
         conn.start(stash[kUpgradeUser], stash[kUpgradeLock] as LockInfo | undefined)
       }
-    } as never)
+    })
     return routeHandle(route.options, this) as unknown as WsxRoute<A, C, E, P, Q>
   }
 
@@ -129,7 +130,7 @@ export class WsxFacade {
           socket.close(CloseCode.internalError, 'Internal error')
         })
       }
-    } as never)
+    })
   }
 
   /**
@@ -307,18 +308,6 @@ function routeHandle<R extends object> (opts: R, facade: WsxFacade): R & RouteSe
   const handle = { ...opts }
   for (const [name, fn] of Object.entries(senders)) Object.defineProperty(handle, name, { value: fn, enumerable: false })
   return handle as R & typeof senders
-}
-
-/**
- * @fastify/websocket runs the upgrade through Fastify with a ServerResponse assigned to
- * the TCP socket; nothing ever ends it, so the socket would keep that response, the
- * upgrade request and Fastify's request/reply alive for its whole life (about 1 KB per
- * idle connection). Detaching it, as Node does when a response ends, lets them go.
- */
-function releaseUpgradeResponse (socket: WebSocket): void {
-  const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (s: unknown) => void } | null } })._socket
-  const response = tcp?._httpMessage
-  if (response && typeof response.detachSocket === 'function') response.detachSocket(tcp)
 }
 
 function noop (): void {}
