@@ -4,9 +4,8 @@
 import fp from 'fastify-plugin'
 import { errors } from '../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
-import { toPlainSchema } from '../lib/boot/asyncapi.js'
 import { BuiltinAction } from '../protocol/index.js'
-import type { RouteContext } from '../lib/boot/route.js'
+import type { RouteDescription } from '../types/describe.js'
 import { playgroundHtml } from './playground-page.js'
 
 /** Options of the `wsxPlayground` plugin. */
@@ -27,16 +26,15 @@ export interface PlaygroundRoute {
   channels: Array<{ name: string, params: Record<string, unknown>, events: string[], summary?: string }>
 }
 
-/** The route list the page fetches, built from `app.wsx.routes`. */
-export function playgroundRoutes (routes: readonly RouteContext[]): PlaygroundRoute[] {
+/** The route list the page fetches, built from `app.wsx.describeRoutes()`. */
+export function playgroundRoutes (routes: readonly RouteDescription[]): PlaygroundRoute[] {
   return routes.map((route) => {
-    const paramsSchema = route.options.schema?.params as { properties?: Record<string, never> } | undefined
-    const channelNames = [...route.channels.keys()]
-    const actions: PlaygroundRoute['actions'] = [...route.actions.values()].map((a) => ({
+    const channelNames = route.channels.map((c) => c.name)
+    const actions: PlaygroundRoute['actions'] = route.actions.map((a) => ({
       name: a.name,
       public: a.public,
       ...(a.summary && { summary: a.summary }),
-      request: a.request ? toPlainSchema(a.request) : null
+      request: a.request
     }))
     actions.push({ name: BuiltinAction.ping, public: true, summary: 'built-in liveness check', request: null, builtin: true })
     if (channelNames.length > 0) {
@@ -49,18 +47,14 @@ export function playgroundRoutes (routes: readonly RouteContext[]): PlaygroundRo
     }
     return {
       url: route.url,
-      params: [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => {
-        const name = m[1] as string
-        const schema = paramsSchema?.properties?.[name]
-        return { name, schema: schema ? toPlainSchema(schema) : null }
-      }),
-      auth: { upgrade: route.upgradeStrategies.length > 0, handshake: route.handshake !== null },
+      params: route.params,
+      auth: { upgrade: route.auth.upgrade, handshake: route.auth.handshake !== null },
       actions,
-      events: Object.keys(route.options.events ?? {}),
-      channels: [...route.channels.values()].map((c) => ({
+      events: Object.keys(route.events),
+      channels: route.channels.map((c) => ({
         name: c.name,
-        params: toPlainSchema(c.params),
-        events: Object.keys(c.events ?? {}),
+        params: c.params,
+        events: Object.keys(c.events),
         ...(c.summary && { summary: c.summary })
       }))
     }
@@ -85,7 +79,7 @@ async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOp
   // built on each request: cheap, and always matches the routes declared so far
   fastify.get(`${path}/routes.json`, async (_request, reply) => {
     reply.header('cache-control', 'no-store')
-    return { routes: playgroundRoutes(fastify.wsx.routes) }
+    return { routes: playgroundRoutes(fastify.wsx.describeRoutes()) }
   })
 }
 

@@ -20,7 +20,7 @@ export interface CompiledThrottle {
   bucket: string
   max: number
   windowMs: number
-  key: ThrottleOptions['key']
+  key: NonNullable<ThrottleOptions['key']>
 }
 
 export interface CompiledAction {

@@ -22,6 +22,8 @@ import type { WsxEventMap } from '../../types/registry.js'
 import type { WsxSchema } from '../../types/schema.js'
 import type { WsxStatsSnapshot } from './stats.js'
 import { buildAsyncApi, type AsyncApiOptions } from '../boot/asyncapi.js'
+import { describeRoutes } from '../boot/describe.js'
+import type { RouteDescription } from '../../types/describe.js'
 
 export interface WsxShared {
   core: Core
@@ -252,10 +254,24 @@ export class WsxFacade {
    * @example app.get('/asyncapi.json', async () => app.wsx.asyncapi({ info: { title: 'Chat', version: '1.0.0' } }))
    */
   asyncapi (opts: AsyncApiOptions = {}): Record<string, unknown> {
-    return buildAsyncApi(this.shared.routes, opts) as Record<string, unknown>
+    return buildAsyncApi(this.describeRoutes(), opts) as Record<string, unknown>
   }
 
-  /** The compiled routes, for documentation generators and the playground. */
+  /**
+   * Every route declared so far, app-wide, as plain JSON data: URL and path params, auth
+   * (upgrade, in-band handshake), msgpack, actions (public, schemas, throttles, permission
+   * names), built-ins, events and channels. What the AsyncAPI document and the playground
+   * are built from. A fresh copy on each call (README, AsyncAPI, playground and the demo page).
+   * @example app.get('/routes', async () => app.wsx.describeRoutes().map((r) => r.url))
+   */
+  describeRoutes (): RouteDescription[] {
+    return describeRoutes(this.shared.routes)
+  }
+
+  /**
+   * The compiled routes, as the server runs them.
+   * @deprecated Internal and subject to change: read `describeRoutes()` instead.
+   */
   get routes (): readonly RouteContext[] {
     return this.shared.routes
   }
