@@ -27,6 +27,15 @@ export default [
     }
   },
   {
+    // the playground page's script (plugins/playground.ts inlines it into the page): a
+    // classic browser script, so no import or export, and the browser's globals
+    files: ['plugins/playground/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', location: 'readonly', fetch: 'readonly', WebSocket: 'readonly' }
+    }
+  },
+  {
     files: ['protocol/**/*.ts'],
     rules: {
       // the wire vocabulary is imported by the server and by the browser client: it reaches

@@ -27,6 +27,7 @@ export const errors = {
     'fastify-wsx relies on a detail of %s that the installed version does not have: %s. Install versions within the ranges of fastify-wsx\'s package.json, or report it', 500),
   WSX_ERR_NOT_READY: createError('WSX_ERR_NOT_READY', 'fastify-wsx: %s', 500),
   WSX_ERR_REDIS_UNSUITABLE: createError('WSX_ERR_REDIS_UNSUITABLE', 'The redis option cannot be used: %s', 500, TypeError),
+  WSX_ERR_ASSET_INVALID: createError('WSX_ERR_ASSET_INVALID', 'The fastify-wsx file %s is missing or damaged (%s); reinstall the package', 500),
   WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
     'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500)
 } as const

@@ -1,12 +1,14 @@
 // The playground: one self-contained page (no CDN, no build step) that lists every wsx
-// route and action from the route table, connects with a token and sends actions. A
-// development tool: it refuses to register in production unless told otherwise.
+// route and action from the route descriptions, connects with a token and sends actions. A
+// development tool: it refuses to register in production unless told otherwise. The page
+// is two real files, read once at registration: playground/page.html and its script
+// playground/page.js (type-checked and linted; `npm run build` copies both into dist/).
+import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { errors } from '../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
 import { BuiltinAction } from '../protocol/index.js'
 import type { RouteDescription } from '../types/describe.js'
-import { playgroundHtml } from './playground-page.js'
 
 /** Options of the `wsxPlayground` plugin. */
 export interface WsxPlaygroundOptions {
@@ -61,12 +63,48 @@ export function playgroundRoutes (routes: readonly RouteDescription[]): Playgrou
   })
 }
 
+const assetDir = new URL('./playground/', import.meta.url)
+/** What page.html holds where the served page has the route list's URL, and the script inline. */
+const ROUTES_MARK = 'data-routes="routes.json"'
+const SCRIPT_MARK = '<script src="page.js"></script>'
+
+function escapeAttribute (value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
+}
+
+function readAsset (dir: URL, name: string): string {
+  try {
+    return readFileSync(new URL(name, dir), 'utf8')
+  } catch (err) {
+    throw new errors.WSX_ERR_ASSET_INVALID(`playground/${name}`, err instanceof Error ? err.message : String(err))
+  }
+}
+
+/**
+ * The served page: page.html with page.js inline (one response, so the CSP needs no script
+ * origin) and the route list's URL filled in. Throws WSX_ERR_ASSET_INVALID when a file is
+ * missing or no longer has what is filled in.
+ */
+export function playgroundPage (routesUrl: string, dir: URL = assetDir): string {
+  const html = readAsset(dir, 'page.html')
+  const script = readAsset(dir, 'page.js')
+  if (!html.includes(ROUTES_MARK) || !html.includes(SCRIPT_MARK)) {
+    throw new errors.WSX_ERR_ASSET_INVALID('playground/page.html', `it must hold ${ROUTES_MARK} and ${SCRIPT_MARK}`)
+  }
+  // inline, a closing tag in the script would end it early
+  if (/<\/script/i.test(script)) throw new errors.WSX_ERR_ASSET_INVALID('playground/page.js', 'it must not contain "</script"')
+  // functions as replacements: a `$` in the script is not a replacement pattern
+  return html
+    .replace(ROUTES_MARK, () => `data-routes="${escapeAttribute(routesUrl)}"`)
+    .replace(SCRIPT_MARK, () => `<script>\n${script}</script>`)
+}
+
 async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOptions): Promise<void> {
   if (process.env.NODE_ENV === 'production' && opts.enableInProduction !== true) {
     throw new errors.WSX_ERR_PLAYGROUND_IN_PRODUCTION()
   }
   const path = (opts.path ?? '/wsx/playground').replace(/\/+$/, '')
-  const html = playgroundHtml(`${path}/routes.json`)
+  const html = playgroundPage(`${path}/routes.json`)
   fastify.get(path, async (request, reply) => {
     // inline script and style are the point of a one-file page; everything else stays same-origin
     const host = request.host
