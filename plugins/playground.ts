@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import { errors } from '../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
 import { BuiltinAction } from '../protocol/index.js'
-import type { RouteDescription } from '../types/describe.js'
+import type { ActionDescription, ChannelDescription, RouteDescription } from '../types/describe.js'
 
 /** Options of the `wsxPlayground` plugin. */
 export interface WsxPlaygroundOptions {
@@ -18,14 +18,15 @@ export interface WsxPlaygroundOptions {
   enableInProduction?: boolean
 }
 
-/** One route as the page sees it: what it needs to build URLs, forms and skeletons. */
-export interface PlaygroundRoute {
-  url: string
-  params: Array<{ name: string, schema: Record<string, unknown> | null }>
+/**
+ * One route as the page sees it (page.js reads this type): what it needs to build URLs,
+ * forms and skeletons, taken from the route's description with the built-ins it may send.
+ */
+export interface PlaygroundRoute extends Pick<RouteDescription, 'url' | 'params'> {
   auth: { upgrade: boolean, handshake: boolean }
-  actions: Array<{ name: string, public: boolean, summary?: string, request: Record<string, unknown> | null, builtin?: true }>
+  actions: Array<Pick<ActionDescription, 'name' | 'public' | 'summary' | 'request'> & { builtin?: true }>
   events: string[]
-  channels: Array<{ name: string, params: Record<string, unknown>, events: string[], summary?: string }>
+  channels: Array<Pick<ChannelDescription, 'name' | 'params' | 'summary'> & { events: string[] }>
 }
 
 /** The route list the page fetches, built from `app.wsx.describeRoutes()`. */

@@ -180,6 +180,18 @@ export type DefinedRoute<
   Q extends WsxSchema | undefined = WsxSchema | undefined
 > = Omit<RouteOptions<A, C, E, P, Q>, 'actions' | 'channels'> & { actions: A, channels?: C }
 
+/**
+ * What `scope.wsx.route()` returns: the route's options (so `typeof route` types the client)
+ * and `broadcast` / `publish` / `sendToUser` typed from the route's and its channels' `events`.
+ */
+export type WsxRoute<
+  A extends Record<string, AnyAction> = Record<string, AnyAction>,
+  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
+  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
+  P extends WsxSchema | undefined = WsxSchema | undefined,
+  Q extends WsxSchema | undefined = WsxSchema | undefined
+> = DefinedRoute<A, C, E, P, Q> & RouteSenders<RouteEventMap<E, C>, C>
+
 /** An ioredis client of any major (`Redis` or `Cluster`), recognised by its shape. */
 export interface WsxRedisClient {
   duplicate (...args: never[]): unknown

@@ -12,9 +12,9 @@ import { toMilliseconds } from './duration.js'
 import { compileHistory, type HistoryConfig } from '../broadcast/history.js'
 import { defaultCredentials, type CredentialSettings } from '../upgrade/credentials.js'
 import type { AnyAction, AnyChannel, ThrottleOptions, WsxHook, Permission } from '../../types/route.js'
-import type { HandshakeOptions, RouteOptions } from '../../types/options.js'
+import type { DefinedRoute, HandshakeOptions, RouteOptions, RouteSenders } from '../../types/options.js'
 import type { WsxSchema } from '../../types/schema.js'
-import type { WsxConnection, WsxMessage } from '../../types/route.js'
+import type { EventDataMap, WsxConnection, WsxMessage } from '../../types/route.js'
 
 export interface CompiledThrottle {
   bucket: string
@@ -53,11 +53,8 @@ export interface CompiledChannel {
   summary?: string
 }
 
-/** Route options with `actions` / `channels` factories already run: plain maps. */
-export type ResolvedRouteOptions = Omit<RouteOptions, 'actions' | 'channels'> & {
-  actions: Record<string, AnyAction>
-  channels?: Record<string, AnyChannel>
-}
+/** Route options with `actions` / `channels` factories already run: plain maps (the public DefinedRoute). */
+export type ResolvedRouteOptions = DefinedRoute
 
 export interface RouteContext {
   url: string
@@ -233,12 +230,11 @@ function compileCredentials (value: RouteOptions['credentials'], url: string): C
 // identities, so a factory is simply called once, at boot.
 const identity = <T>(def: T): T => def
 
-/** What `actions: (action, route) => ...` gets as `route`: sends, checked against the route's events at compile time. */
-export interface SendersLike {
-  broadcast: (...args: never[]) => Promise<void>
-  publish: (...args: never[]) => Promise<void>
-  sendToUser: (...args: never[]) => Promise<number>
-}
+/**
+ * What `actions: (action, route) => ...` gets as `route`: the public RouteSenders, typed per
+ * route at compile time; at runtime any route's (its events checked by the facade).
+ */
+export type SendersLike = RouteSenders<EventDataMap, Record<string, AnyChannel>>
 
 export function resolveFactories (opts: RouteOptions, senders: SendersLike): ResolvedRouteOptions {
   if (typeof opts !== 'object' || opts === null) return opts

@@ -15,7 +15,7 @@ import { CloseCode } from '../../protocol/index.js'
 import { assertGroupName } from '../broadcast/groups.js'
 import { releaseUpgradeResponse } from '../fastify/internals.js'
 import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from '../upgrade/hooks.js'
-import type { BroadcastOptions, DefinedRoute, RouteEventMap, RouteOptions, RouteSenders } from '../../types/options.js'
+import type { BroadcastOptions, RouteOptions, RouteSenders, WsxRoute } from '../../types/options.js'
 import type { LockInfo } from '../security/auth-lock.js'
 import type { AnyAction, AnyChannel, EventDataMap, SomeConnection } from '../../types/route.js'
 import type { WsxEventMap } from '../../types/registry.js'
@@ -41,18 +41,6 @@ export interface HistorySnapshot {
   offset: number
   events: Array<{ offset: number, action: string, data: unknown }>
 }
-
-/**
- * What `scope.wsx.route()` returns: the route's options (so `typeof route` types the client)
- * and `broadcast` / `publish` / `sendToUser` typed from the route's and its channels' `events`.
- */
-export type WsxRoute<
-  A extends Record<string, AnyAction> = Record<string, AnyAction>,
-  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
-  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
-  P extends WsxSchema | undefined = WsxSchema | undefined,
-  Q extends WsxSchema | undefined = WsxSchema | undefined
-> = DefinedRoute<A, C, E, P, Q> & RouteSenders<RouteEventMap<E, C>, C>
 
 export class WsxFacade {
   private readonly instance: FastifyInstance
