@@ -7,6 +7,15 @@ export const SUBPROTOCOL = 'wsx.v1'
 /** The same envelope as MessagePack in binary frames; only on routes that opt in (`msgpack: true`). */
 export const MSGPACK_SUBPROTOCOL = 'wsx.v1.msgpack'
 
+/**
+ * msgpackr's settings for `wsx.v1.msgpack`, on both sides: plain MessagePack any decoder
+ * reads (no records, no msgpackr extensions); 64-bit integers become numbers, as in JSON.
+ */
+export const MSGPACK_OPTIONS = {
+  pack: { useRecords: false, variableMapSize: true },
+  unpack: { useRecords: false, mapsAsObjects: true, int64AsType: 'number' }
+} as const
+
 /** Built-in actions, always available and allowed before authentication. */
 export const BuiltinAction = {
   authorize: 'socket.authorize',

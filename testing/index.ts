@@ -6,10 +6,10 @@ import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { Packr, Unpackr } from 'msgpackr'
-import { BuiltinAction, MSGPACK_SUBPROTOCOL } from '../protocol/index.js'
+import { BuiltinAction, MSGPACK_OPTIONS, MSGPACK_SUBPROTOCOL } from '../protocol/index.js'
 
-const packr = new Packr({ useRecords: false })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+const packr = new Packr(MSGPACK_OPTIONS.pack)
+const unpackr = new Unpackr(MSGPACK_OPTIONS.unpack)
 
 /** The envelope's encoding: JSON text frames, or MessagePack binary frames (`wsx.v1.msgpack`). */
 export type Codec = 'json' | 'msgpack'
