@@ -21,6 +21,7 @@ import { eventFrame } from './lib/connection/envelope.js'
 import { ServerEvent } from './protocol/index.js'
 import { WsxFacade, type WsxShared } from './lib/instance/facade.js'
 import { selectSubprotocol, upgradeGuard } from './lib/upgrade/hooks.js'
+import { assertFrameworkShapes } from './lib/fastify/internals.js'
 import type { Connection } from './lib/connection/connection.js'
 import type { WsxPluginOptions } from './types/options.js'
 import './types/fastify.js'
@@ -75,6 +76,7 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   // cannot run before one registered earlier, so the drain works only when we register it;
   // checked before anything (Redis clients) is created
   if (fastify.hasDecorator('websocketServer')) throw new errors.WSX_ERR_WEBSOCKET_REGISTERED()
+  assertFrameworkShapes(fastify)
   const log = fastify.log.child({ plugin: 'fastify-wsx' })
   // store failures are told by the store client's own 'error' events (redisOutageLog)
   const onStoreError = (err: Error) => log.debug({ err }, 'wsx: Redis store command failed')
@@ -217,7 +219,7 @@ export { handshakeOnly } from './lib/fastify/hook-runner.js'
 export { isAuthenticated, hasRole, hasScope, allOf, anyOf } from './lib/security/permissions.js'
 export { action, defineRoute, defineChannel } from './lib/boot/define.js'
 export { WsxSocket, SocketClosedError } from './lib/connection/low-level-socket.js'
-export type { WsxFacade, HistorySnapshot, WsxRoute } from './lib/instance/facade.js'
+export type { WsxFacade, HistorySnapshot } from './lib/instance/facade.js'
 export { wsxAsyncApi } from './plugins/asyncapi.js'
 export { wsxPlayground } from './plugins/playground.js'
 export type * from './types/index.js'

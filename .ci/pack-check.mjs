@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ASSETS } from '../scripts/copy-assets.mjs'
 
 const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 // prepack's build may print before the JSON array
@@ -14,7 +15,9 @@ const files = pack.files.map((f) => f.path).sort()
 const problems = []
 
 const required = ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/testing/index.js',
-  'dist/client/index.js', 'dist/plugins/metrics.js']
+  'dist/client/index.js', 'dist/plugins/metrics.js', 'dist/protocol/index.js',
+  // files tsc does not emit (the playground's page), copied by scripts/copy-assets.mjs
+  ...ASSETS.map((file) => `dist/${file}`)]
 for (const file of required) if (!files.includes(file)) problems.push(`missing: ${file}`)
 if (!files.some((f) => /^docs\/.+\.md$/.test(f))) problems.push('missing: docs/*.md')
 
@@ -48,14 +51,18 @@ try {
   execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', join(work, tarball)], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] })
   writeFileSync(join(app, 'boot.mjs'), [
     "import Fastify from 'fastify'",
-    "import wsx, { action } from 'fastify-wsx'",
+    "import wsx, { action, wsxPlayground } from 'fastify-wsx'",
     "import { connect } from 'fastify-wsx/testing'",
     'const app = Fastify()',
     'await app.register(wsx)',
+    // the playground reads its page from the package's files at registration (whatever NODE_ENV is)
+    'await app.register(wsxPlayground, { enableInProduction: true })',
     "app.wsx.route({ url: '/ws', actions: { 'hello.world': action({ public: true, handler: async () => ({ hi: true }) }) } })",
     "const c = await connect(app, '/ws')",
     "const reply = await c.request('hello.world')",
     "if (reply.ok !== true) throw new Error('no reply: ' + JSON.stringify(reply))",
+    "const page = await app.inject('/wsx/playground')",
+    "if (page.statusCode !== 200 || !page.body.includes('function Panel')) throw new Error('the playground page is not served: ' + page.statusCode)",
     'await c.close()',
     'await app.close()'
   ].join('\n'))
@@ -65,7 +72,7 @@ try {
     console.log(`  consumer check: installing the package pulled ${leaked.join(', ')}`)
     process.exit(1)
   }
-  console.log('consumer check: ok (the packed tarball installs and serves a route; no @fastify/jwt, fast-jwt or prom-client installed)')
+  console.log('consumer check: ok (the packed tarball installs and serves a route and the playground; no @fastify/jwt, fast-jwt or prom-client installed)')
 } finally {
   rmSync(work, { recursive: true, force: true })
 }

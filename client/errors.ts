@@ -2,17 +2,10 @@
 // client's own failures (timeout, closed socket, network) share it, so an app handles both
 // with one `catch` and a switch on `code`.
 
+import { ErrorCode } from '../protocol/index.js'
+
 /** Error codes a fastify-wsx server replies with (README, The protocol). */
-export type ServerErrorCode =
-  | 'parse_error'
-  | 'not_authenticated'
-  | 'authentication_failed'
-  | 'locked'
-  | 'permission_denied'
-  | 'not_found'
-  | 'throttled'
-  | 'validation_error'
-  | 'server_error'
+export type ServerErrorCode = ErrorCode
 
 /**
  * Codes the client raises itself:
@@ -81,7 +74,7 @@ export class WsxClientError extends Error {
  */
 export function errorFromReply (error: unknown, context: { action?: string, traceId?: unknown } = {}): WsxClientError {
   const body = isObject(error) ? error : {}
-  const code = typeof body.code === 'string' && body.code !== '' ? body.code : 'server_error'
+  const code = typeof body.code === 'string' && body.code !== '' ? body.code : ErrorCode.server
   const detail = typeof body.detail === 'string' ? body.detail : 'The server answered with an error.'
   const extra: WsxClientErrorExtra = {}
   const fields = fieldsOf(body.fields)

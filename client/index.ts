@@ -1,6 +1,8 @@
 // fastify-wsx/client: one client for browsers (global WebSocket) and Node (`ws`), speaking
-// the protocol (README, docs/protocol.md). Runtime imports stay inside client/ so the browser build carries no Node,
-// Fastify or server code; the route's types arrive through `import type` only.
+// the protocol (README, docs/protocol.md). Runtime imports stay inside client/ and protocol/
+// (the wire names, shared with the server, free of Node and Fastify) so the browser build
+// carries no Node, Fastify or server code; the route's types arrive through `import type` only.
+import { AUTHORIZE_FIELDS, BuiltinAction, CloseCode, ErrorCode, ReadyState, ServerEvent } from '../protocol/index.js'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { Emitter, callSafely, type Listener } from './emitter.js'
 import { WsxClientError, errorFromReply, isObject } from './errors.js'
@@ -16,19 +18,6 @@ export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
 export type * from './types.js'
 
-// The wire names of the protocol the client needs (protocol/index.ts is server code: not importable here).
-const AUTHORIZE = 'socket.authorize'
-const PING = 'socket.ping'
-const SUBSCRIBE = 'channel.subscribe'
-const UNSUBSCRIBE = 'channel.unsubscribe'
-const HANDSHAKE = 'socket.handshake'
-const AUTHORIZED = 'socket.authorized'
-const CREDENTIAL_FIELDS = ['token', 'username', 'password', 'api_key', 'session_id'] as const
-const EXPIRED = 'socket.expired'
-const RESYNC = 'socket.resync'
-const GROUP_JOINED = 'group.joined'
-const RECOVER = 'group.recover'
-
 /**
  * Close codes after which the client reconnects by itself (README, The protocol): going away (1001),
  * internal error (1011), restart (1012), try again later (1013), bad gateway (1014), and
@@ -36,13 +25,14 @@ const RECOVER = 'group.recover'
  * and 4429 (too many messages while throttled: the back-off gives the server its pause).
  * Everything else stops, in particular 4401 / 4403 / 4408, which need new credentials.
  */
-const RESUMABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4429])
+const RESUMABLE_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CloseCode.goingAway, 1005, 1006, CloseCode.internalError, 1012, CloseCode.tryAgainLater, 1014, CloseCode.tooManyMessages
+])
 
 const LIFECYCLE: ReadonlySet<string> = new Set(['open', 'close', 'authorized', 'resync', 'expired', 'reconnecting', 'recovery', 'error'])
 
 const DEFAULT_TIMEOUT_MS = 10_000
 const DEFAULT_RECONNECT = { retries: Infinity, minDelayMs: 250, maxDelayMs: 10_000, jitter: 0.5 }
-const OPEN = 1 // WebSocket.OPEN, the same in browsers and ws
 
 /** One request, from the call until its reply, timeout or close. */
 interface Job {
@@ -171,7 +161,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   /** `socket.ping`, allowed before authentication; resolves with the round trip in milliseconds. */
   async ping (options?: RequestOptions): Promise<number> {
     const started = Date.now()
-    await this.#call(PING, undefined, options, true)
+    await this.#call(BuiltinAction.ping, undefined, options, true)
     return Date.now() - started
   }
 
@@ -198,7 +188,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     const key = subscriptionKey(channel, params)
     if (!this.#subscriptions.has(key)) {
       const asked = this.#positions.get(key)
-      const reply = await this.#call(SUBSCRIBE, this.#subscribeData(key, channel, params), undefined, true)
+      const reply = await this.#call(BuiltinAction.subscribe, this.#subscribeData(key, channel, params), undefined, true)
       this.#afterSubscribe(key, channel, params as Record<string, unknown>, reply, asked)
     }
     // looked up again: a concurrent subscribe to the same params may have created it meanwhile
@@ -222,7 +212,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
         if (held.handles > 0 || this.#subscriptions.get(key) !== held) return
         this.#subscriptions.delete(key)
         // not connected: the server already forgot it, and it will not be restored
-        if (this.#state === 'ready') await this.#call(UNSUBSCRIBE, { channel, params }, undefined, true)
+        if (this.#state === 'ready') await this.#call(BuiltinAction.unsubscribe, { channel, params }, undefined, true)
       }
     }
   }
@@ -363,11 +353,11 @@ export class WsxClient<R extends RouteShape = RouteShape> {
 
   /** The first frame tells where the connection stands (README, The protocol); true when consumed. */
   #onFirstFrame (socket: WebSocketLike, frame: Record<string, unknown>): boolean {
-    if (frame.action === AUTHORIZED) {
+    if (frame.action === ServerEvent.authorized) {
       this.#becomeReady(viaOf(frame.data) ?? 'upgrade')
       return true
     }
-    if (frame.action === HANDSHAKE) {
+    if (frame.action === ServerEvent.handshake) {
       if (this.#credential === undefined) this.#becomeReady(null)
       else this.#handshake(socket).catch(() => {}) // #handshake handles its own errors
       return true
@@ -398,8 +388,8 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     const socket = this.#socket
     const credentials = await this.#resolveToken()
     // a slow token provider may outlive the socket: never send one connection's handshake on another
-    if (socket === null || socket !== this.#socket) throw closedError('The connection closed while fetching a token.', undefined, AUTHORIZE)
-    const data = await this.#call(AUTHORIZE, credentials, undefined, false)
+    if (socket === null || socket !== this.#socket) throw closedError('The connection closed while fetching a token.', undefined, BuiltinAction.authorize)
+    const data = await this.#call(BuiltinAction.authorize, credentials, undefined, false)
     const via = viaOf(data) ?? 'authorize'
     this.#via = via
     if (this.#state === 'ready') this.#emitter.emit('authorized', { via })
@@ -413,13 +403,13 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     if (typeof value === 'string' && value !== '') return { token: value }
     const data: AuthorizeCredentials = {}
     if (typeof value === 'object' && value !== null) {
-      for (const key of CREDENTIAL_FIELDS) {
+      for (const key of AUTHORIZE_FIELDS) {
         const field = value[key]
         if (typeof field === 'string' && field !== '') data[key] = field
       }
     }
     if (Object.keys(data).length === 0) {
-      throw new WsxClientError('not_authenticated', 'No token to authorize with.', { action: AUTHORIZE })
+      throw new WsxClientError(ErrorCode.notAuthenticated, 'No token to authorize with.', { action: BuiltinAction.authorize })
     }
     return data
   }
@@ -473,7 +463,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   #restoreSubscriptions (): void {
     for (const [key, entry] of this.#subscriptions) {
       const asked = this.#positions.get(key)
-      this.#call(SUBSCRIBE, this.#subscribeData(key, entry.channel, entry.params), undefined, false).then((reply) => {
+      this.#call(BuiltinAction.subscribe, this.#subscribeData(key, entry.channel, entry.params), undefined, false).then((reply) => {
         if (this.#subscriptions.get(key) === entry) this.#afterSubscribe(key, entry.channel, entry.params, reply, asked)
       }, (err: unknown) => {
         const error = toClientError(err)
@@ -503,10 +493,10 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     // a late reply (timed out) or a frame without an action: nothing to do
     if (frame.ok === true || (frame.id !== undefined && frame.id !== null) || typeof frame.action !== 'string') return
     switch (frame.action) {
-      case EXPIRED: this.#onExpired(frame.data); return
-      case RESYNC: this.#emitter.emit('resync', { groups: stringsOf(isObject(frame.data) ? frame.data.groups : undefined) }); return
-      case GROUP_JOINED: this.#onGroupJoined(frame.data); return
-      case AUTHORIZED: case HANDSHAKE: return
+      case ServerEvent.expired: this.#onExpired(frame.data); return
+      case ServerEvent.resync: this.#emitter.emit('resync', { groups: stringsOf(isObject(frame.data) ? frame.data.groups : undefined) }); return
+      case ServerEvent.groupJoined: this.#onGroupJoined(frame.data); return
+      case ServerEvent.authorized: case ServerEvent.handshake: return
     }
     this.#onServerEvent(frame.action, frame)
   }
@@ -551,7 +541,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     if (asked) Object.assign(request, asked)
     else if (this.#recent !== undefined) request.last = this.#recent
     else Object.assign(request, positionOf(data))
-    this.#call(RECOVER, request, undefined, false).then((reply) => {
+    this.#call(BuiltinAction.recover, request, undefined, false).then((reply) => {
       if (!isObject(reply)) return
       this.#takePosition(key, reply)
       if (asked && typeof reply.recovered === 'boolean') {
@@ -617,7 +607,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     if (job.traceId !== undefined) frame.trace_id = job.traceId
     this.#inflight.set(id, job)
     // a socket that is closing drops the frame; its close event rejects the job
-    if (this.#socket?.readyState === OPEN) this.#socket.send(this.#codec ? this.#codec.encode(frame) : JSON.stringify(frame))
+    if (this.#socket?.readyState === ReadyState.open) this.#socket.send(this.#codec ? this.#codec.encode(frame) : JSON.stringify(frame))
   }
 
   /**
@@ -653,7 +643,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   #settleJob (job: Job, frame: Record<string, unknown>): void {
     clearTimeout(job.timer)
     if (job.id !== undefined) this.#inflight.delete(job.id)
-    if (frame.ok === false && isObject(frame.error) && frame.error.code === 'throttled' && typeof frame.error.retry_after === 'number') {
+    if (frame.ok === false && isObject(frame.error) && frame.error.code === ErrorCode.throttled && typeof frame.error.retry_after === 'number') {
       this.#holdUntil = Math.max(this.#holdUntil, Date.now() + frame.error.retry_after * 1000)
     }
     if (frame.ok === false) job.reject(errorFromReply(frame.error, { action: job.action, traceId: frame.trace_id }))
@@ -747,7 +737,7 @@ function closedError (detail: string, closeCode?: number, action?: string): WsxC
 
 function toClientError (err: unknown): WsxClientError {
   if (err instanceof WsxClientError) return err
-  return new WsxClientError('not_authenticated', err instanceof Error ? `The token provider failed: ${err.message}` : 'The token provider failed.')
+  return new WsxClientError(ErrorCode.notAuthenticated, err instanceof Error ? `The token provider failed: ${err.message}` : 'The token provider failed.')
 }
 
 function viaOf (data: unknown): NonNullable<Via> | undefined {

@@ -1,11 +1,11 @@
 // fastify-wsx/client/msgpack: the MessagePack codec for the client (`wsx.v1.msgpack`).
 // A separate entry point, so JSON users' bundles never carry msgpackr.
 import { Packr, Unpackr } from 'msgpackr'
+import { MSGPACK_OPTIONS, MSGPACK_SUBPROTOCOL } from '../protocol/index.js'
 import type { ClientCodec } from './types.js'
 
-// plain MessagePack (no msgpackr records), 64-bit integers as numbers, as JSON would give
-const packr = new Packr({ useRecords: false, variableMapSize: true })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+const packr = new Packr(MSGPACK_OPTIONS.pack)
+const unpackr = new Unpackr(MSGPACK_OPTIONS.unpack)
 
 function bytesOf (data: unknown): Uint8Array | null {
   if (data instanceof Uint8Array) return data
@@ -18,7 +18,7 @@ function bytesOf (data: unknown): Uint8Array | null {
  * frames of this codec and are reported as bad frames.
  */
 export const msgpack: ClientCodec = {
-  subprotocol: 'wsx.v1.msgpack',
+  subprotocol: MSGPACK_SUBPROTOCOL,
   encode: (frame) => packr.pack(frame),
   decode: (data) => {
     const bytes = bytesOf(data)

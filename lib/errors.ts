@@ -10,11 +10,12 @@ export const errors = {
   WSX_ERR_ROUTE_UNKNOWN_OPTION: createError('WSX_ERR_ROUTE_UNKNOWN_OPTION', 'Unknown option "%s" on wsx route %s', 500, TypeError),
   WSX_ERR_ROUTE_NO_AUTH: createError('WSX_ERR_ROUTE_NO_AUTH', 'wsx route %s has protected actions but no authenticate strategy; mark them public or add one', 500, TypeError),
   WSX_ERR_ACTION_NAME: createError('WSX_ERR_ACTION_NAME', 'Invalid action name "%s" on wsx route %s: dotted parts of [A-Za-z0-9_], at most 128 characters', 500, TypeError),
-  WSX_ERR_ACTION_DUPLICATED: createError('WSX_ERR_ACTION_DUPLICATED', 'Action "%s" is declared twice on wsx route %s', 500, TypeError),
   WSX_ERR_ACTION_RESERVED: createError('WSX_ERR_ACTION_RESERVED', 'Action "%s" on wsx route %s is a built-in name', 500, TypeError),
   WSX_ERR_ACTION_INVALID: createError('WSX_ERR_ACTION_INVALID', 'Invalid action "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_SCHEMA_NOT_TYPEBOX: createError('WSX_ERR_SCHEMA_NOT_TYPEBOX', 'The %s schema of "%s" on wsx route %s is not a TypeBox schema: build it with Type from fastify-wsx or @sinclair/typebox 0.34, or with Type from typebox 1.x', 500, TypeError),
   WSX_ERR_GROUP_NAME: createError('WSX_ERR_GROUP_NAME', 'Invalid group name "%s": 1-128 characters of [A-Za-z0-9_.:@-]', 400, TypeError),
+  // 400: a client asking for one group too many gets a validation_error it can act on (leave one)
+  WSX_ERR_GROUP_LIMIT: createError('WSX_ERR_GROUP_LIMIT', 'A connection may be in %s groups at most: leave one before joining "%s".', 400, RangeError),
   WSX_ERR_CHANNEL_INVALID: createError('WSX_ERR_CHANNEL_INVALID', 'Invalid channel "%s" on wsx route %s: %s', 500, TypeError),
   WSX_ERR_EVENT_INVALID: createError('WSX_ERR_EVENT_INVALID', 'The data of event "%s" does not match its declared schema: %s', 500, TypeError),
   WSX_ERR_EVENT_CONFLICT: createError('WSX_ERR_EVENT_CONFLICT', 'Event "%s" is declared with two different schemas (on %s); event names are global', 500, TypeError),
@@ -22,8 +23,11 @@ export const errors = {
     'History (%s) needs the built-in bus: in memory without Redis, or Redis Streams with `redis`; a custom `emitter` cannot carry offsets', 500, TypeError),
   WSX_ERR_WEBSOCKET_REGISTERED: createError('WSX_ERR_WEBSOCKET_REGISTERED',
     '@fastify/websocket is already registered; fastify-wsx registers it itself so that close() drains every socket with 1001. Remove your registration and pass its options as the `websocket` option of fastify-wsx', 500),
+  WSX_ERR_FRAMEWORK_CHANGED: createError('WSX_ERR_FRAMEWORK_CHANGED',
+    'fastify-wsx relies on a detail of %s that the installed version does not have: %s. Install versions within the ranges of fastify-wsx\'s package.json, or report it', 500),
   WSX_ERR_NOT_READY: createError('WSX_ERR_NOT_READY', 'fastify-wsx: %s', 500),
   WSX_ERR_REDIS_UNSUITABLE: createError('WSX_ERR_REDIS_UNSUITABLE', 'The redis option cannot be used: %s', 500, TypeError),
+  WSX_ERR_ASSET_INVALID: createError('WSX_ERR_ASSET_INVALID', 'The fastify-wsx file %s is missing or damaged (%s); reinstall the package', 500),
   WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
     'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500)
 } as const

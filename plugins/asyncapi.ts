@@ -27,7 +27,7 @@ async function asyncApiPlugin (fastify: FastifyInstance, opts: WsxAsyncApiOption
   // routes may still be declared until ready(): only cache once the app is listening or ready
   const documentNow = (): Record<string, unknown> => {
     if (doc) return doc
-    const built = buildAsyncApi(fastify.wsx.routes, docOptions)
+    const built = buildAsyncApi(fastify.wsx.describeRoutes(), docOptions)
     if (fastify.server.listening || readyDone) {
       doc = built
       json = JSON.stringify(built)

@@ -1,13 +1,14 @@
 // The playground: one self-contained page (no CDN, no build step) that lists every wsx
-// route and action from the route table, connects with a token and sends actions. A
-// development tool: it refuses to register in production unless told otherwise.
+// route and action from the route descriptions, connects with a token and sends actions. A
+// development tool: it refuses to register in production unless told otherwise. The page
+// is two real files, read once at registration: playground/page.html and its script
+// playground/page.js (type-checked and linted; `npm run build` copies both into dist/).
+import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { errors } from '../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
-import { toPlainSchema } from '../lib/boot/asyncapi.js'
 import { BuiltinAction } from '../protocol/index.js'
-import type { RouteContext } from '../lib/boot/route.js'
-import { playgroundHtml } from './playground-page.js'
+import type { ActionDescription, ChannelDescription, RouteDescription } from '../types/describe.js'
 
 /** Options of the `wsxPlayground` plugin. */
 export interface WsxPlaygroundOptions {
@@ -17,26 +18,26 @@ export interface WsxPlaygroundOptions {
   enableInProduction?: boolean
 }
 
-/** One route as the page sees it: what it needs to build URLs, forms and skeletons. */
-export interface PlaygroundRoute {
-  url: string
-  params: Array<{ name: string, schema: Record<string, unknown> | null }>
+/**
+ * One route as the page sees it (page.js reads this type): what it needs to build URLs,
+ * forms and skeletons, taken from the route's description with the built-ins it may send.
+ */
+export interface PlaygroundRoute extends Pick<RouteDescription, 'url' | 'params'> {
   auth: { upgrade: boolean, handshake: boolean }
-  actions: Array<{ name: string, public: boolean, summary?: string, request: Record<string, unknown> | null, builtin?: true }>
+  actions: Array<Pick<ActionDescription, 'name' | 'public' | 'summary' | 'request'> & { builtin?: true }>
   events: string[]
-  channels: Array<{ name: string, params: Record<string, unknown>, events: string[], summary?: string }>
+  channels: Array<Pick<ChannelDescription, 'name' | 'params' | 'summary'> & { events: string[] }>
 }
 
-/** The route list the page fetches, built from `app.wsx.routes`. */
-export function playgroundRoutes (routes: readonly RouteContext[]): PlaygroundRoute[] {
+/** The route list the page fetches, built from `app.wsx.describeRoutes()`. */
+export function playgroundRoutes (routes: readonly RouteDescription[]): PlaygroundRoute[] {
   return routes.map((route) => {
-    const paramsSchema = route.options.schema?.params as { properties?: Record<string, never> } | undefined
-    const channelNames = [...route.channels.keys()]
-    const actions: PlaygroundRoute['actions'] = [...route.actions.values()].map((a) => ({
+    const channelNames = route.channels.map((c) => c.name)
+    const actions: PlaygroundRoute['actions'] = route.actions.map((a) => ({
       name: a.name,
       public: a.public,
       ...(a.summary && { summary: a.summary }),
-      request: a.request ? toPlainSchema(a.request) : null
+      request: a.request
     }))
     actions.push({ name: BuiltinAction.ping, public: true, summary: 'built-in liveness check', request: null, builtin: true })
     if (channelNames.length > 0) {
@@ -49,22 +50,54 @@ export function playgroundRoutes (routes: readonly RouteContext[]): PlaygroundRo
     }
     return {
       url: route.url,
-      params: [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => {
-        const name = m[1] as string
-        const schema = paramsSchema?.properties?.[name]
-        return { name, schema: schema ? toPlainSchema(schema) : null }
-      }),
-      auth: { upgrade: route.upgradeStrategies.length > 0, handshake: route.handshake !== null },
+      params: route.params,
+      auth: { upgrade: route.auth.upgrade, handshake: route.auth.handshake !== null },
       actions,
-      events: Object.keys(route.options.events ?? {}),
-      channels: [...route.channels.values()].map((c) => ({
+      events: Object.keys(route.events),
+      channels: route.channels.map((c) => ({
         name: c.name,
-        params: toPlainSchema(c.params),
-        events: Object.keys(c.events ?? {}),
+        params: c.params,
+        events: Object.keys(c.events),
         ...(c.summary && { summary: c.summary })
       }))
     }
   })
+}
+
+const assetDir = new URL('./playground/', import.meta.url)
+/** What page.html holds where the served page has the route list's URL, and the script inline. */
+const ROUTES_MARK = 'data-routes="routes.json"'
+const SCRIPT_MARK = '<script src="page.js"></script>'
+
+function escapeAttribute (value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
+}
+
+function readAsset (dir: URL, name: string): string {
+  try {
+    return readFileSync(new URL(name, dir), 'utf8')
+  } catch (err) {
+    throw new errors.WSX_ERR_ASSET_INVALID(`playground/${name}`, err instanceof Error ? err.message : String(err))
+  }
+}
+
+/**
+ * The served page: page.html with page.js inline (one response, so the CSP needs no script
+ * origin) and the route list's URL filled in. Throws WSX_ERR_ASSET_INVALID when a file is
+ * missing or no longer has what is filled in.
+ */
+export function playgroundPage (routesUrl: string, dir: URL = assetDir): string {
+  const html = readAsset(dir, 'page.html')
+  const script = readAsset(dir, 'page.js')
+  if (!html.includes(ROUTES_MARK) || !html.includes(SCRIPT_MARK)) {
+    throw new errors.WSX_ERR_ASSET_INVALID('playground/page.html', `it must hold ${ROUTES_MARK} and ${SCRIPT_MARK}`)
+  }
+  // inline, a closing tag in the script would end it early
+  if (/<\/script/i.test(script)) throw new errors.WSX_ERR_ASSET_INVALID('playground/page.js', 'it must not contain "</script"')
+  // functions as replacements: a `$` in the script is not a replacement pattern
+  return html
+    .replace(ROUTES_MARK, () => `data-routes="${escapeAttribute(routesUrl)}"`)
+    .replace(SCRIPT_MARK, () => `<script>\n${script}</script>`)
 }
 
 async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOptions): Promise<void> {
@@ -72,7 +105,7 @@ async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOp
     throw new errors.WSX_ERR_PLAYGROUND_IN_PRODUCTION()
   }
   const path = (opts.path ?? '/wsx/playground').replace(/\/+$/, '')
-  const html = playgroundHtml(`${path}/routes.json`)
+  const html = playgroundPage(`${path}/routes.json`)
   fastify.get(path, async (request, reply) => {
     // inline script and style are the point of a one-file page; everything else stays same-origin
     const host = request.host
@@ -85,7 +118,7 @@ async function playgroundPlugin (fastify: FastifyInstance, opts: WsxPlaygroundOp
   // built on each request: cheap, and always matches the routes declared so far
   fastify.get(`${path}/routes.json`, async (_request, reply) => {
     reply.header('cache-control', 'no-store')
-    return { routes: playgroundRoutes(fastify.wsx.routes) }
+    return { routes: playgroundRoutes(fastify.wsx.describeRoutes()) }
   })
 }
 

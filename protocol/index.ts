@@ -1,9 +1,20 @@
 // The wire vocabulary of the protocol in one place: built-in actions, error codes,
 // close codes and the subprotocol. Nothing else in the code spells these strings.
+// The server and the browser client (client/) both import it: it imports nothing, and
+// nothing here may need Node or Fastify.
 
 export const SUBPROTOCOL = 'wsx.v1'
 /** The same envelope as MessagePack in binary frames; only on routes that opt in (`msgpack: true`). */
 export const MSGPACK_SUBPROTOCOL = 'wsx.v1.msgpack'
+
+/**
+ * msgpackr's settings for `wsx.v1.msgpack`, on both sides: plain MessagePack any decoder
+ * reads (no records, no msgpackr extensions); 64-bit integers become numbers, as in JSON.
+ */
+export const MSGPACK_OPTIONS = {
+  pack: { useRecords: false, variableMapSize: true },
+  unpack: { useRecords: false, mapsAsObjects: true, int64AsType: 'number' }
+} as const
 
 /** Built-in actions, always available and allowed before authentication. */
 export const BuiltinAction = {
@@ -13,6 +24,9 @@ export const BuiltinAction = {
   unsubscribe: 'channel.unsubscribe',
   recover: 'group.recover'
 } as const
+
+/** The credential fields `socket.authorize` may carry (README, Authentication). */
+export const AUTHORIZE_FIELDS = ['token', 'username', 'password', 'api_key', 'session_id'] as const
 
 /** Frames the server sends outside replies. */
 export const ServerEvent = {
@@ -57,6 +71,14 @@ export const CloseCode = {
 } as const
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, one name
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
+
+/** `readyState` of a WebSocket, the same numbers in browsers and in ws. */
+export const ReadyState = {
+  connecting: 0,
+  open: 1,
+  closing: 2,
+  closed: 3
+} as const
 
 /** Generic details: what a client may read. Never an internal message. */
 export const Detail = {

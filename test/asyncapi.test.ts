@@ -2,9 +2,14 @@
 import t from 'tap'
 import { Parser } from '@asyncapi/parser'
 import { buildDemo } from '../examples/chat/app.js'
-import { toAddress, toPlainSchema, toYaml } from '../lib/boot/asyncapi.js'
+import { toAddress, toYaml } from '../lib/boot/asyncapi.js'
+import { toPlainSchema } from '../lib/boot/describe.js'
 import { wsxAsyncApi } from '../plugins/asyncapi.js'
-import { wsxPlayground } from '../plugins/playground.js'
+import { playgroundPage, wsxPlayground } from '../plugins/playground.js'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { Type } from '../index.js'
 import { build, verifyJwt } from './helpers/build.js'
 
@@ -146,6 +151,30 @@ t.test('playground: routes.json comes from the route table; the page is self-con
   t.match(page.headers['content-security-policy'], /default-src 'none'/)
   t.match(page.body, 'data-routes="/wsx/playground/routes.json"')
   t.notMatch(page.body, /<script[^>]+src=|<link[^>]+href=|https?:\/\//, 'no external script, stylesheet or URL')
+})
+
+t.test('playground: the page is page.html with page.js inline, both read from their files', async (t) => {
+  const html = readFileSync(new URL('../plugins/playground/page.html', import.meta.url), 'utf8')
+  const script = readFileSync(new URL('../plugins/playground/page.js', import.meta.url), 'utf8')
+  const page = playgroundPage('/dev/"x"/routes.json')
+  t.ok(page.includes(`<script>\n${script}</script>`), 'the script, verbatim ($ signs included)')
+  t.ok(page.includes('data-routes="/dev/&quot;x&quot;/routes.json"'), 'the route list URL, escaped')
+  t.equal(page.replace(/<script>\n[\s\S]*<\/script>/, '<script src="page.js"></script>').replace(/data-routes="[^"]*"/, 'data-routes="routes.json"'), html,
+    'nothing else changes')
+})
+
+t.test('playground: a missing or damaged page file fails the registration with WSX_ERR_ASSET_INVALID', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsx-page-'))
+  const url = pathToFileURL(dir + '/')
+  t.throws(() => playgroundPage('/r', url), { code: 'WSX_ERR_ASSET_INVALID', message: /playground\/page.html is missing or damaged/ })
+  writeFileSync(join(dir, 'page.html'), '<body data-routes="routes.json"></body>')
+  writeFileSync(join(dir, 'page.js'), '')
+  t.throws(() => playgroundPage('/r', url), { code: 'WSX_ERR_ASSET_INVALID', message: /page.html .*must hold/ })
+  writeFileSync(join(dir, 'page.html'), '<body data-routes="routes.json"><script src="page.js"></script></body>')
+  writeFileSync(join(dir, 'page.js'), 'const s = "</script>"')
+  t.throws(() => playgroundPage('/r', url), { code: 'WSX_ERR_ASSET_INVALID', message: /page.js .*<\/script/ })
+  writeFileSync(join(dir, 'page.js'), 'go()')
+  t.equal(playgroundPage('/r', url), '<body data-routes="/r"><script>\ngo()</script></body>')
 })
 
 t.test('playground refuses to register under NODE_ENV=production unless enableInProduction', async (t) => {

@@ -3,7 +3,6 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsx, { action, Type } from '../index.js'
-import { errors } from '../lib/errors.js'
 import { SECRET, verifyJwt } from './helpers/build.js'
 import type { RouteOptions, WsxPluginOptions } from '../types/options.js'
 
@@ -71,12 +70,6 @@ t.test('protected actions without a strategy', async (t) => {
   app.register(async (scope) => { scope.wsx.route({ url: '/ws', actions: { 'public.ping': action({ public: true, handler: async () => ({}) }) } }) })
   await app.ready()
   t.pass('a public-only route without authenticate boots')
-})
-
-t.test('duplicate actions: an object cannot hold the same key twice, the name is the key', async (t) => {
-  // The map is built from the object's own keys, so two entries with one name cannot be
-  // declared; the coded error exists for completeness.
-  t.equal(new errors.WSX_ERR_ACTION_DUPLICATED('a', '/ws').code, 'WSX_ERR_ACTION_DUPLICATED')
 })
 
 t.test('unknown or invalid plugin options', async (t) => {

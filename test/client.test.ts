@@ -671,7 +671,7 @@ t.test('backoffDelay: doubles from minDelayMs, caps at maxDelayMs, jitter takes 
 // msgpackr runs in browsers; only the separate MessagePack entry point may load it
 const BROWSER_PACKAGES: Record<string, string[]> = { 'msgpack.ts': ['msgpackr'] }
 
-t.test('the browser build imports nothing at runtime outside client/ (but msgpackr from its own entry)', async (t) => {
+t.test('the browser build imports nothing at runtime outside client/ and protocol/ (but msgpackr from its own entry)', async (t) => {
   const dir = new URL('../client/', import.meta.url)
   const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'))
   t.ok(files.includes('index.ts'))
@@ -683,9 +683,12 @@ t.test('the browser build imports nothing at runtime outside client/ (but msgpac
     ].map((m) => m[1])
     for (const specifier of specifiers) {
       if (BROWSER_PACKAGES[file]?.includes(specifier!)) continue
-      t.match(specifier, /^\.\/[a-z-]+\.js$/, `${file}: runtime import of ${specifier} stays inside client/`)
+      t.match(specifier, /^(?:\.\/[a-z-]+|\.\.\/protocol\/index)\.js$/, `${file}: runtime import of ${specifier} stays inside client/ and protocol/`)
     }
     if (file === 'index.ts') t.notOk(specifiers.includes('./msgpack.js'), 'the JSON client does not load the MessagePack codec')
     t.notMatch(source, /\bimport\(/, `${file}: no dynamic import`)
   }
+  // the wire names the client shares with the server import nothing at all
+  const protocol = await readFile(new URL('../protocol/index.ts', import.meta.url), 'utf8')
+  t.notMatch(protocol, /^\s*(?:import|export)\b[^\n]*\bfrom\s+'|\bimport\(|\brequire\(/m, 'protocol/index.ts imports nothing')
 })

@@ -2,21 +2,8 @@
 // The Redis-backed twins are in stores-redis.test.ts.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createLimiter, createLockout, parseWindow } from '../lib/security/stores/index.js'
+import { createLimiter, createLockout } from '../lib/security/stores/index.js'
 import { settleWithin } from '../lib/security/stores/limiter.js'
-
-t.test('parseWindow', async (t) => {
-  t.equal(parseWindow(1500), 1500)
-  t.equal(parseWindow(1.2), 2, 'whole milliseconds, rounded up')
-  t.equal(parseWindow('10 seconds'), 10_000)
-  t.equal(parseWindow('1 minute'), 60_000)
-  t.equal(parseWindow('500 ms'), 500)
-  t.equal(parseWindow('2h'), 7_200_000)
-  t.equal(parseWindow(' 250 '), 250, 'a bare number string is ms')
-  for (const bad of [0, -5, Number.NaN, Infinity, '', 'soon', '0 s', '-1 minute', '10 parsecs']) {
-    t.throws(() => parseWindow(bad), { code: 'WSX_ERR_OPTS_INVALID' }, `rejects ${String(bad)}`)
-  }
-})
 
 t.test('limiter: a same-tick burst is counted exactly', async (t) => {
   const limiter = createLimiter({ namespace: 'test' })

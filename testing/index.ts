@@ -6,10 +6,10 @@ import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { Packr, Unpackr } from 'msgpackr'
+import { BuiltinAction, MSGPACK_OPTIONS, MSGPACK_SUBPROTOCOL } from '../protocol/index.js'
 
-const MSGPACK_SUBPROTOCOL = 'wsx.v1.msgpack'
-const packr = new Packr({ useRecords: false })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+const packr = new Packr(MSGPACK_OPTIONS.pack)
+const unpackr = new Unpackr(MSGPACK_OPTIONS.unpack)
 
 /** The envelope's encoding: JSON text frames, or MessagePack binary frames (`wsx.v1.msgpack`). */
 export type Codec = 'json' | 'msgpack'
@@ -174,7 +174,7 @@ export class TestClient {
    * `{ username, password }`, `{ session_id }`); resolves `socket.authorized` or the error reply.
    */
   authorize (credential: string | Record<string, string>): Promise<Frame> {
-    return this.request('socket.authorize', typeof credential === 'string' ? { token: credential } : credential)
+    return this.request(BuiltinAction.authorize, typeof credential === 'string' ? { token: credential } : credential)
   }
 
   /** Sends an object in the client's codec: a JSON text frame, or a MessagePack binary frame. */

@@ -1,4 +1,5 @@
 import type { RedisOptions } from 'ioredis'
+import type { WebsocketPluginOptions } from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import type { AnyAction, AnyChannel, EventDataMap, SomeConnection, RouteAction, RouteChannel, RouteTypes, ThrottleOptions, WsxConnection, WsxHook } from './route.js'
 import type { StaticOf, WsxSchema } from './schema.js'
@@ -179,6 +180,18 @@ export type DefinedRoute<
   Q extends WsxSchema | undefined = WsxSchema | undefined
 > = Omit<RouteOptions<A, C, E, P, Q>, 'actions' | 'channels'> & { actions: A, channels?: C }
 
+/**
+ * What `scope.wsx.route()` returns: the route's options (so `typeof route` types the client)
+ * and `broadcast` / `publish` / `sendToUser` typed from the route's and its channels' `events`.
+ */
+export type WsxRoute<
+  A extends Record<string, AnyAction> = Record<string, AnyAction>,
+  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
+  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
+  P extends WsxSchema | undefined = WsxSchema | undefined,
+  Q extends WsxSchema | undefined = WsxSchema | undefined
+> = DefinedRoute<A, C, E, P, Q> & RouteSenders<RouteEventMap<E, C>, C>
+
 /** An ioredis client of any major (`Redis` or `Cluster`), recognised by its shape. */
 export interface WsxRedisClient {
   duplicate (...args: never[]): unknown
@@ -263,6 +276,13 @@ export interface WsxPluginOptions {
   namespace?: string
   /** Graceful shutdown on `app.close()`. */
   shutdown?: { graceMs?: number, windowMs?: number }
-  /** Options passed to `@fastify/websocket` when fastify-wsx registers it. */
-  websocket?: Record<string, unknown>
+  /**
+   * Options passed to `@fastify/websocket` when fastify-wsx registers it. Its `errorHandler`
+   * is called on a socket error of every route, with the connection's request view and a
+   * reply stand-in on envelope routes (README, Options).
+   */
+  websocket?: { errorHandler?: WebsocketErrorHandler, [option: string]: unknown }
 }
+
+/** `@fastify/websocket`'s `errorHandler`: `(this: instance, error, socket, request, reply)`. */
+export type WebsocketErrorHandler = NonNullable<WebsocketPluginOptions['errorHandler']>

@@ -1,10 +1,9 @@
-// Builds an AsyncAPI 3.0.0 document from the compiled route table: one AsyncAPI channel
-// per WebSocket route, a `send` operation (with its reply) per action, a `receive`
-// operation per server event. The document is derived, never hand-written, so it cannot
-// drift from what the server accepts.
-import type { WsxSchema } from '../../types/schema.js'
+// Builds an AsyncAPI 3.0.0 document from the route descriptions (lib/boot/describe.ts, what
+// `app.wsx.describeRoutes()` returns): one AsyncAPI channel per WebSocket route, a `send`
+// operation (with its reply) per action, a `receive` operation per server event. The
+// document is derived, never hand-written, so it cannot drift from what the server accepts.
 import { BuiltinAction, CloseCode, Detail, ErrorCode, MAX_ID_LENGTH, MAX_TRACE_ID_LENGTH, ServerEvent } from '../../protocol/index.js'
-import type { CompiledAction, CompiledChannel, RouteContext } from './route.js'
+import type { ActionDescription, ChannelDescription, PlainSchema, RouteDescription } from '../../types/describe.js'
 
 /** The `info` object of the document (AsyncAPI 3.0 Info Object). */
 export interface AsyncApiInfo {
@@ -38,15 +37,6 @@ const closeMeanings: Record<number, string> = {
   [CloseCode.forbidden]: 'forbidden: credential revoked or user disconnected by the app',
   [CloseCode.lockedOut]: 'locked out: authorize attempts exhausted',
   [CloseCode.tooManyMessages]: 'too many messages after being throttled'
-}
-
-/**
- * TypeBox schemas carry symbol keys (`[Kind]`, `[OptionalKind]`) and may hold functions in
- * unusual options; a JSON round trip keeps exactly the JSON Schema part.
- */
-export function toPlainSchema (schema: WsxSchema | undefined): JsonObject {
-  if (schema === undefined) return { type: 'object' }
-  return JSON.parse(JSON.stringify(schema)) as JsonObject
 }
 
 /** `/ws/chat/:room` → `/ws/chat/{room}` (AsyncAPI address expressions). */
@@ -125,29 +115,21 @@ function message (name: string, payload: JsonObject, summary?: string): JsonObje
   return { name, contentType: 'application/json', ...(summary && { summary }), payload }
 }
 
-/** The route's path parameters: from its params schema when it has one, else from the url. */
-function routeParameters (route: RouteContext): JsonObject {
+/** The route's path parameters, each with its schema when `schema.params` declares one. */
+function routeParameters (route: RouteDescription): JsonObject {
   const params: JsonObject = {}
-  const schema = route.options.schema?.params as { properties?: Record<string, JsonObject> } | undefined
-  const names = [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1] as string)
-  for (const name of names) {
-    const prop = schema?.properties?.[name]
-    const pattern = typeof prop?.pattern === 'string' ? ` matching ${prop.pattern}` : ''
+  for (const { name, schema } of route.params) {
+    const pattern = typeof schema?.pattern === 'string' ? ` matching ${schema.pattern}` : ''
     params[name] = {
       description: `path parameter${pattern}`,
-      ...(prop && { 'x-wsx-schema': toPlainSchema(prop as WsxSchema) })
+      ...(schema && { 'x-wsx-schema': schema })
     }
   }
   return params
 }
 
-function describeThrottles (action: CompiledAction): JsonObject[] {
-  return action.throttles.map((t) => ({
-    bucket: t.bucket,
-    max: t.max,
-    window_ms: t.windowMs,
-    key: typeof t.key === 'function' ? 'custom' : t.key
-  }))
+function describeThrottles (action: ActionDescription): JsonObject[] {
+  return action.throttles.map((t) => ({ bucket: t.bucket, max: t.max, window_ms: t.windowMs, key: t.key }))
 }
 
 interface Builder {
@@ -166,11 +148,11 @@ function addMessage (b: Builder, key: string, msg: JsonObject): JsonObject {
   return ref(`#/channels/${b.key}/messages/${key}`)
 }
 
-function addAction (b: Builder, action: CompiledAction, errorRef: JsonObject): void {
+function addAction (b: Builder, action: ActionDescription, errorRef: JsonObject): void {
   const request = addMessage(b, `${action.name}.request`,
-    message(action.name, requestEnvelope(action.name, toPlainSchema(action.request)), action.summary))
+    message(action.name, requestEnvelope(action.name, action.request ?? { type: 'object' }), action.summary))
   const reply = addMessage(b, `${action.name}.reply`,
-    message(`${action.name} reply`, replyEnvelope(action.response ? toPlainSchema(action.response) : {})))
+    message(`${action.name} reply`, replyEnvelope(action.response ?? {})))
   const throttles = describeThrottles(action)
   b.operations[`${b.key}.${action.name}`] = {
     action: 'send',
@@ -194,9 +176,9 @@ function addPosition (envelope: JsonObject, withGroup: boolean, required: boolea
   if (required) (envelope.required as string[]).push('offset', 'epoch')
 }
 
-function addEvent (b: Builder, name: string, schema: WsxSchema, channel?: CompiledChannel): void {
+function addEvent (b: Builder, name: string, schema: PlainSchema, channel?: ChannelDescription): void {
   const prefix = channel ? `channel.${channel.name}.` : 'event.'
-  const envelope = eventEnvelope(name, toPlainSchema(schema), channel && { name: channel.name, params: toPlainSchema(channel.params) })
+  const envelope = eventEnvelope(name, schema, channel && { name: channel.name, params: channel.params })
   // route events may go to groups with history; a channel's events carry positions exactly when it has history
   if (!channel) addPosition(envelope, true, false)
   else if (channel.history) addPosition(envelope, false, true)
@@ -211,7 +193,8 @@ function addEvent (b: Builder, name: string, schema: WsxSchema, channel?: Compil
 }
 
 /** The built-ins of the protocol (README, The protocol) that this route actually answers. */
-function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): void {
+function addBuiltins (b: Builder, route: RouteDescription, errorRef: JsonObject): void {
+  const publicNames = publicActions(route)
   const authorizedData = {
     type: 'object',
     properties: { authenticated: { type: 'boolean', const: true }, via: { type: 'string', enum: ['upgrade', 'authorize'] } }
@@ -228,8 +211,8 @@ function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): vo
     action: 'send', channel: ref(`#/channels/${b.key}`), messages: [ping], reply: { channel: ref(`#/channels/${b.key}`), messages: [pong] }, 'x-wsx-public': true
   }
 
-  if (route.handshake) {
-    const hs = route.handshake
+  if (route.auth.handshake) {
+    const hs = route.auth.handshake
     const handshake = addMessage(b, ServerEvent.handshake, message(ServerEvent.handshake, eventEnvelope(ServerEvent.handshake, {
       type: 'object',
       properties: {
@@ -237,7 +220,7 @@ function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): vo
         attempts: { type: 'integer', const: hs.attempts },
         lock_seconds: { type: 'number', const: hs.lockSeconds },
         timeout_seconds: { type: 'number', const: hs.timeoutSeconds },
-        allow_unauth: { type: 'array', items: { type: 'string', enum: route.publicNames.length ? route.publicNames : [''] } }
+        allow_unauth: { type: 'array', items: { type: 'string', enum: publicNames.length ? publicNames : [''] } }
       }
     }), 'first frame when the upgrade was not authenticated'))
     b.operations[`${b.key}.${ServerEvent.handshake}`] = { action: 'receive', channel: ref(`#/channels/${b.key}`), messages: [handshake] }
@@ -276,8 +259,8 @@ function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): vo
     'x-wsx-public': false
   }
 
-  if (route.channels.size > 0) {
-    const names = [...route.channels.keys()]
+  if (route.channels.length > 0) {
+    const names = route.channels.map((c) => c.name)
     for (const verb of [BuiltinAction.subscribe, BuiltinAction.unsubscribe]) {
       const req = addMessage(b, `${verb}.request`, message(verb, requestEnvelope(verb, {
         type: 'object',
@@ -297,23 +280,27 @@ function addBuiltins (b: Builder, route: RouteContext, errorRef: JsonObject): vo
   }
 }
 
-function describeChannels (route: RouteContext): JsonObject[] {
-  return [...route.channels.values()].map((c) => ({
+function describeChannels (route: RouteDescription): JsonObject[] {
+  return route.channels.map((c) => ({
     name: c.name,
-    params: toPlainSchema(c.params),
-    events: Object.keys(c.events ?? {}),
+    params: c.params,
+    events: Object.keys(c.events),
     ...(c.history && { history: { size: c.history.size, ttl_ms: c.history.ttlMs, max_replay: c.history.maxReplay } }),
     ...(c.summary && { summary: c.summary })
   }))
+}
+
+function publicActions (route: RouteDescription): string[] {
+  return route.actions.filter((a) => a.public).map((a) => a.name)
 }
 
 /**
  * Builds an AsyncAPI 3.0.0 document describing every route: actions (request, reply,
  * errors), server events, channel subscriptions, which actions are public, throttles,
  * and the protocol's error and close codes. The result is plain JSON.
- * @example buildAsyncApi(app.wsx.routes, { info: { title: 'Chat', version: '1.0.0' } })
+ * @example buildAsyncApi(app.wsx.describeRoutes(), { info: { title: 'Chat', version: '1.0.0' } })
  */
-export function buildAsyncApi (routes: readonly RouteContext[], opts: AsyncApiOptions = {}): JsonObject {
+export function buildAsyncApi (routes: readonly RouteDescription[], opts: AsyncApiOptions = {}): JsonObject {
   const channels: JsonObject = {}
   const operations: JsonObject = {}
   const taken = new Set<string>()
@@ -321,26 +308,26 @@ export function buildAsyncApi (routes: readonly RouteContext[], opts: AsyncApiOp
     const key = channelKey(route.url, taken)
     const b: Builder = { key, messages: {}, operations }
     const errorRef = addMessage(b, 'error', message('error', errorEnvelope(), 'an error reply (README, The protocol)'))
-    for (const action of route.actions.values()) addAction(b, action, errorRef)
-    for (const [name, schema] of Object.entries(route.options.events ?? {})) addEvent(b, name, schema)
-    for (const channel of route.channels.values()) {
-      for (const [name, schema] of Object.entries(channel.events ?? {})) addEvent(b, name, schema, channel)
+    for (const action of route.actions) addAction(b, action, errorRef)
+    for (const [name, schema] of Object.entries(route.events)) addEvent(b, name, schema)
+    for (const channel of route.channels) {
+      for (const [name, schema] of Object.entries(channel.events)) addEvent(b, name, schema, channel)
     }
     addBuiltins(b, route, errorRef)
     const parameters = routeParameters(route)
-    const hs = route.handshake
+    const hs = route.auth.handshake
     channels[key] = {
       address: toAddress(route.url),
-      ...(route.options.summary && { summary: route.options.summary }),
-      ...(route.options.description && { description: route.options.description }),
+      ...(route.summary && { summary: route.summary }),
+      ...(route.description && { description: route.description }),
       ...(Object.keys(parameters).length > 0 && { parameters }),
       messages: b.messages,
       'x-wsx-auth': {
-        upgrade: route.upgradeStrategies.length > 0,
+        upgrade: route.auth.upgrade,
         handshake: hs ? { attempts: hs.attempts, lock_seconds: hs.lockSeconds, timeout_seconds: hs.timeoutSeconds } : false,
-        public_actions: route.publicNames
+        public_actions: publicActions(route)
       },
-      ...(route.channels.size > 0 && { 'x-wsx-channels': describeChannels(route) })
+      ...(route.channels.length > 0 && { 'x-wsx-channels': describeChannels(route) })
     }
   }
   return {

@@ -1,6 +1,6 @@
 // Plugin options → a frozen config with every default filled in, checked at boot.
 import { errors } from '../errors.js'
-import type { HandshakeOptions, WsxPluginOptions, ConnectionRateLimit } from '../../types/options.js'
+import type { HandshakeOptions, WsxPluginOptions, ConnectionRateLimit, WebsocketErrorHandler } from '../../types/options.js'
 import type { ThrottleOptions } from '../../types/route.js'
 
 export interface WsxConfig {
@@ -30,6 +30,8 @@ export interface WsxConfig {
   presenceTracked: ((group: string) => boolean) | null
   /** groups whose members get presence.join / presence.leave events */
   presenceEvents: ((group: string) => boolean) | null
+  /** the app's `websocket.errorHandler`, which envelope connections call on a socket error */
+  socketErrorHandler: WebsocketErrorHandler | null
 }
 
 const known = new Set<string>([
@@ -170,6 +172,8 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     logIgnore: new Set(opts.logIgnore ?? ['socket.ping']),
     namespace,
     shutdown,
-    ...checkPresence(opts.presence)
+    ...checkPresence(opts.presence),
+    // @fastify/websocket checks it is a function, when it registers
+    socketErrorHandler: typeof opts.websocket?.errorHandler === 'function' ? opts.websocket.errorHandler : null
   }
 }

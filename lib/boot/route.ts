@@ -12,15 +12,15 @@ import { toMilliseconds } from './duration.js'
 import { compileHistory, type HistoryConfig } from '../broadcast/history.js'
 import { defaultCredentials, type CredentialSettings } from '../upgrade/credentials.js'
 import type { AnyAction, AnyChannel, ThrottleOptions, WsxHook, Permission } from '../../types/route.js'
-import type { HandshakeOptions, RouteOptions } from '../../types/options.js'
+import type { DefinedRoute, HandshakeOptions, RouteOptions, RouteSenders } from '../../types/options.js'
 import type { WsxSchema } from '../../types/schema.js'
-import type { WsxConnection, WsxMessage } from '../../types/route.js'
+import type { EventDataMap, WsxConnection, WsxMessage } from '../../types/route.js'
 
 export interface CompiledThrottle {
   bucket: string
   max: number
   windowMs: number
-  key: ThrottleOptions['key']
+  key: NonNullable<ThrottleOptions['key']>
 }
 
 export interface CompiledAction {
@@ -53,11 +53,8 @@ export interface CompiledChannel {
   summary?: string
 }
 
-/** Route options with `actions` / `channels` factories already run: plain maps. */
-export type ResolvedRouteOptions = Omit<RouteOptions, 'actions' | 'channels'> & {
-  actions: Record<string, AnyAction>
-  channels?: Record<string, AnyChannel>
-}
+/** Route options with `actions` / `channels` factories already run: plain maps (the public DefinedRoute). */
+export type ResolvedRouteOptions = DefinedRoute
 
 export interface RouteContext {
   url: string
@@ -233,12 +230,11 @@ function compileCredentials (value: RouteOptions['credentials'], url: string): C
 // identities, so a factory is simply called once, at boot.
 const identity = <T>(def: T): T => def
 
-/** What `actions: (action, route) => ...` gets as `route`: sends, checked against the route's events at compile time. */
-export interface SendersLike {
-  broadcast: (...args: never[]) => Promise<void>
-  publish: (...args: never[]) => Promise<void>
-  sendToUser: (...args: never[]) => Promise<number>
-}
+/**
+ * What `actions: (action, route) => ...` gets as `route`: the public RouteSenders, typed per
+ * route at compile time; at runtime any route's (its events checked by the facade).
+ */
+export type SendersLike = RouteSenders<EventDataMap, Record<string, AnyChannel>>
 
 export function resolveFactories (opts: RouteOptions, senders: SendersLike): ResolvedRouteOptions {
   if (typeof opts !== 'object' || opts === null) return opts
@@ -293,11 +289,9 @@ export function compileRoute (instance: FastifyInstance, routeOpts: RouteOptions
   const opts = bindDefinedRoute(routeOpts, senders) ?? resolveFactories(routeOpts, senders)
   if (typeof opts.actions !== 'object' || opts.actions === null) throw new errors.WSX_ERR_ROUTE_INVALID(url, 'actions must be an object')
 
+  // the names are the object's own keys: no action can be declared twice
   const actions = new Map<string, CompiledAction>()
-  for (const [name, def] of Object.entries(opts.actions)) {
-    if (actions.has(name)) throw new errors.WSX_ERR_ACTION_DUPLICATED(name, url)
-    actions.set(name, compileAction(name, def, url))
-  }
+  for (const [name, def] of Object.entries(opts.actions)) actions.set(name, compileAction(name, def, url))
   const channels = new Map<string, CompiledChannel>()
   for (const [name, def] of Object.entries(opts.channels ?? {})) channels.set(name, compileChannel(name, def, url))
 

@@ -28,7 +28,7 @@ const messageAjvOptions = {
     error: console.error
   }
 }
-const buildValidatorCompiler = AjvCompiler()({}, { customOptions: messageAjvOptions } as never) as
+const buildValidatorCompiler = AjvCompiler()({}, { customOptions: messageAjvOptions }) as
   (route: { schema: unknown, method: string, url: string, httpPart: string }) => Validator
 const buildSerializerCompiler = SerializerSelector()({}, {}) as (route: { schema: unknown, method: string, url: string, httpStatus: string }) => Serializer
 

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events'
 import mqemitter from 'mqemitter'
 import sjson from 'secure-json-parse'
+import { SAFE_PARSE_OPTIONS } from '../connection/json-codec.js'
 import type { Redis } from 'ioredis'
 import { GROUP_PATTERN } from '../../protocol/index.js'
 import { errors } from '../errors.js'
@@ -452,7 +453,7 @@ export class Bus {
   private deliverControl (sub: Subscription, text: string): void {
     let payload: unknown
     try {
-      payload = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
+      payload = sjson.parse(text, undefined, SAFE_PARSE_OPTIONS)
     } catch (err) {
       this.dropped(sub.topic, 'unparsable control payload', err)
       return

@@ -79,7 +79,7 @@ export class GroupRegistry {
     assertGroupName(group)
     if (member.groupSet.has(group)) return this.groups.get(group)?.ready
     if (member.groupSet.size >= this.maxPerConnection) {
-      throw new errors.WSX_ERR_GROUP_NAME(`${group}" (a connection may be in ${this.maxPerConnection} groups at most)`)
+      throw new errors.WSX_ERR_GROUP_LIMIT(this.maxPerConnection, group)
     }
     member.groupSet.add(group)
     let local = this.groups.get(group)

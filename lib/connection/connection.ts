@@ -6,10 +6,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { Core } from '../instance/core.js'
 import type { RouteContext } from '../boot/route.js'
-import { CloseCode, MSGPACK_SUBPROTOCOL, ServerEvent } from '../../protocol/index.js'
+import { CloseCode, MSGPACK_SUBPROTOCOL, ReadyState, ServerEvent } from '../../protocol/index.js'
 import { eventFrame } from './envelope.js'
 import { jsonFrameToMessagePack } from './msgpack-codec.js'
-import { captureRouteContext, createRequestView, type ViewSource } from '../fastify/request-view.js'
+import { createReplyShim, createRequestView, type ViewSource } from '../fastify/request-view.js'
+import { captureRouteContext, replaceSocketErrorListener } from '../fastify/internals.js'
 import { withoutQueryParam } from '../upgrade/credentials.js'
 import { lockedHandshakeFields, type LockInfo } from '../security/auth-lock.js'
 import { dispatchFrame } from './dispatch.js'
@@ -21,7 +22,6 @@ import type { HistoryConfig } from '../broadcast/history.js'
 import { announceGroup, dropHold, holdFrame, releaseHold, startHold, type Hold } from '../broadcast/recovery.js'
 import type { WsxEventMap } from '../../types/registry.js'
 
-const OPEN = 1
 // group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
 // JSON routes speak text frames only (README, The protocol)
 const AS_TEXT = { binary: false } as const
@@ -34,7 +34,7 @@ function connectionOf (socket: unknown): Connection {
 }
 function onSocketMessage (this: WebSocket, data: RawData, binary: boolean): void { connectionOf(this).onFrame(data, binary) }
 function onSocketClose (this: WebSocket, code: number): void { connectionOf(this).onClose(code) }
-function onSocketError (this: WebSocket, err: Error): void { connectionOf(this).log.debug({ err }, 'wsx socket error') }
+function onSocketError (this: WebSocket, err: Error): void { connectionOf(this).onSocketError(err) }
 function onSocketPong (this: WebSocket): void { connectionOf(this).pong() }
 
 function lockedHandshakeFrame (route: RouteContext, lock: LockInfo): string {
@@ -123,13 +123,13 @@ export class Connection implements WsxConnection<unknown> {
 
     // Synchronously, before anything can await: every frame from now on is queued.
     // @fastify/websocket's own error listener closes over the upgrade request and reply,
-    // keeping both alive for the socket's life; ours keeps neither. The listeners are
-    // shared functions (no closures per socket): they find the connection on the socket.
-    socket.removeAllListeners('error')
+    // keeping both alive for the socket's life; ours keeps neither, and calls the app's
+    // `websocket.errorHandler` itself (onSocketError). The listeners are shared functions
+    // (no closures per socket): they find the connection on the socket.
     ;(socket as unknown as Record<symbol, Connection>)[kConnection] = this
+    replaceSocketErrorListener(socket, onSocketError)
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
-    socket.on('error', onSocketError)
     socket.on('pong', onSocketPong)
 
     core.added(this)
@@ -318,7 +318,7 @@ export class Connection implements WsxConnection<unknown> {
   /** Writes a frame; a reader over the buffer cap is closed with 1013. */
   sendRaw (frame: string | Buffer): boolean {
     const socket = this.socket
-    if (socket.readyState !== OPEN) return false
+    if (socket.readyState !== ReadyState.open) return false
     if (isOverBuffered(socket, this.core.config.maxBufferedBytes)) {
       this.closeSlowReader()
       return false
@@ -394,6 +394,26 @@ export class Connection implements WsxConnection<unknown> {
     }
   }
 
+  /**
+   * A socket error (ws closes the socket after it): the app's `websocket.errorHandler`
+   * when it set one, called as @fastify/websocket would (`this` the route's instance), with
+   * the connection's request view and a reply stand-in (the upgrade's own were released);
+   * else a debug line. Whatever the handler throws is logged, never thrown.
+   */
+  onSocketError (err: Error): void {
+    const handler = this.core.config.socketErrorHandler
+    if (handler === null) {
+      this.log.debug({ err }, 'wsx socket error')
+      return
+    }
+    try {
+      const request = this.request
+      handler.call(this.route.instance, err, this.socket, request, createReplyShim(request, this.log, this.route.replyProto))
+    } catch (thrown) {
+      this.log.error({ err: thrown }, 'wsx: the websocket errorHandler threw')
+    }
+  }
+
   /** Called by the core's heartbeat interval. */
   pong (): void {
     this.missedPongs = 0
@@ -405,7 +425,7 @@ export class Connection implements WsxConnection<unknown> {
       return
     }
     this.missedPongs++
-    if (this.socket.readyState === OPEN) this.socket.ping()
+    if (this.socket.readyState === ReadyState.open) this.socket.ping()
   }
 
   closeSlowReader (): void {

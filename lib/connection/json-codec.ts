@@ -38,7 +38,8 @@ export function exceedsDepth (value: unknown, max: number): boolean {
   return false
 }
 
-const parseOptions = { protoAction: 'error', constructorAction: 'error' } as const
+/** secure-json-parse's options wherever untrusted JSON is read: a prototype key is an error, never stripped. */
+export const SAFE_PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const
 
 /**
  * Parses one JSON text frame. Throws a SyntaxError for invalid JSON, and a
@@ -51,7 +52,7 @@ export function decodeFrame (text: string, maxDepth: number): unknown {
   // else gets secure-json-parse's scan of the parsed keys (escapes already decoded)
   if (typeof value === 'object' && value !== null && (text.includes('\\') || text.includes('__proto__') || text.includes('constructor'))) {
     try {
-      sjson.scan(value as Record<string, unknown>, parseOptions)
+      sjson.scan(value as Record<string, unknown>, SAFE_PARSE_OPTIONS)
     } catch {
       throw new FrameRefusedError(FORBIDDEN_KEY, value)
     }

@@ -8,7 +8,8 @@ import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import sjson from 'secure-json-parse'
-import { CloseCode } from '../../protocol/index.js'
+import { SAFE_PARSE_OPTIONS } from './json-codec.js'
+import { CloseCode, ReadyState } from '../../protocol/index.js'
 import type { Core } from '../instance/core.js'
 import { closeSlowReader, isOverBuffered } from './backpressure.js'
 
@@ -31,8 +32,6 @@ function toBuffer (data: RawData): Buffer {
   if (Array.isArray(data)) return Buffer.concat(data)
   return Buffer.from(data)
 }
-
-const OPEN = 1
 
 export class WsxSocket {
   /** unique on this instance, like an envelope connection's id */
@@ -147,7 +146,7 @@ export class WsxSocket {
 
   /** Parses the next text frame as JSON (prototype keys refused). */
   async receiveJson<T = unknown> (timeoutMs?: number): Promise<T> {
-    return sjson.parse(await this.receiveText(timeoutMs), undefined, { protoAction: 'error', constructorAction: 'error' }) as T
+    return sjson.parse(await this.receiveText(timeoutMs), undefined, SAFE_PARSE_OPTIONS) as T
   }
 
   /** Iterates messages until the socket closes. */
@@ -196,12 +195,12 @@ export class WsxSocket {
       return
     }
     this.missedPongs++
-    if (this.raw.readyState === OPEN) this.raw.ping()
+    if (this.raw.readyState === ReadyState.open) this.raw.ping()
   }
 
   private write (data: string | Uint8Array, binary: boolean): boolean {
     const ws = this.raw
-    if (ws.readyState !== OPEN || this.closing) return false
+    if (ws.readyState !== ReadyState.open || this.closing) return false
     if (isOverBuffered(ws, this.core.config.maxBufferedBytes)) {
       this.closing = true
       closeSlowReader(ws)

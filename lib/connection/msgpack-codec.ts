@@ -6,11 +6,10 @@
 // model, bounded in depth and free of prototype keys, and only then handed to msgpackr.
 import { isUtf8 } from 'node:buffer'
 import { Packr, Unpackr } from 'msgpackr'
+import { MSGPACK_OPTIONS } from '../../protocol/index.js'
 
-// plain MessagePack any decoder reads: no records, no msgpackr extensions; 64-bit
-// integers become numbers, as they would in JSON
-const packr = new Packr({ useRecords: false, variableMapSize: true })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+const packr = new Packr(MSGPACK_OPTIONS.pack)
+const unpackr = new Unpackr(MSGPACK_OPTIONS.unpack)
 
 const PROTO = Buffer.from('__proto__')
 const CONSTRUCTOR = Buffer.from('constructor')

@@ -107,16 +107,6 @@ export async function runHook (hook: WsxHook, instance: FastifyInstance, request
   return outcome
 }
 
-/** Tries strategies in order until one succeeds (DRF's authentication classes); a reply ends the search. */
-export async function runStrategies (strategies: WsxHook[], instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply, timeoutMs = DEFAULT_HOOK_TIMEOUT_MS): Promise<HookOutcome> {
-  let last: HookOutcome = { ok: false, status: 401 }
-  for (const strategy of strategies) {
-    last = await runHook(strategy, instance, request, reply, timeoutMs)
-    if (last.ok || replied(reply)) return last
-  }
-  return last
-}
-
 /** Runs hooks in sequence until one fails (Fastify's preHandler chain). */
 export async function runChain (hooks: WsxHook[], instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply, timeoutMs = DEFAULT_HOOK_TIMEOUT_MS): Promise<HookOutcome> {
   for (const hook of hooks) {

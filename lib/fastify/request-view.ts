@@ -32,14 +32,6 @@ export interface ViewSource {
   session?: unknown
 }
 
-/** Finds the symbol Fastify keeps the route context under, so `request.server` works on views. */
-export function captureRouteContext (request: FastifyRequest): [symbol, unknown] | null {
-  for (const sym of Object.getOwnPropertySymbols(request)) {
-    if (sym.description === 'fastify.context') return [sym, (request as unknown as Record<symbol, unknown>)[sym]]
-  }
-  return null
-}
-
 function noop (): void {}
 
 /**

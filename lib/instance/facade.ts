@@ -13,14 +13,17 @@ import { compileHistory, type HistoryConfig, type HistoryOptions } from '../broa
 import { errors } from '../errors.js'
 import { CloseCode } from '../../protocol/index.js'
 import { assertGroupName } from '../broadcast/groups.js'
+import { releaseUpgradeResponse } from '../fastify/internals.js'
 import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from '../upgrade/hooks.js'
-import type { BroadcastOptions, DefinedRoute, RouteEventMap, RouteOptions, RouteSenders } from '../../types/options.js'
+import type { BroadcastOptions, RouteOptions, RouteSenders, WsxRoute } from '../../types/options.js'
 import type { LockInfo } from '../security/auth-lock.js'
 import type { AnyAction, AnyChannel, EventDataMap, SomeConnection } from '../../types/route.js'
 import type { WsxEventMap } from '../../types/registry.js'
 import type { WsxSchema } from '../../types/schema.js'
 import type { WsxStatsSnapshot } from './stats.js'
 import { buildAsyncApi, type AsyncApiOptions } from '../boot/asyncapi.js'
+import { describeRoutes } from '../boot/describe.js'
+import type { RouteDescription } from '../../types/describe.js'
 
 export interface WsxShared {
   core: Core
@@ -38,18 +41,6 @@ export interface HistorySnapshot {
   offset: number
   events: Array<{ offset: number, action: string, data: unknown }>
 }
-
-/**
- * What `scope.wsx.route()` returns: the route's options (so `typeof route` types the client)
- * and `broadcast` / `publish` / `sendToUser` typed from the route's and its channels' `events`.
- */
-export type WsxRoute<
-  A extends Record<string, AnyAction> = Record<string, AnyAction>,
-  C extends Record<string, AnyChannel> = Record<string, AnyChannel>,
-  E extends Record<string, WsxSchema> = Record<string, WsxSchema>,
-  P extends WsxSchema | undefined = WsxSchema | undefined,
-  Q extends WsxSchema | undefined = WsxSchema | undefined
-> = DefinedRoute<A, C, E, P, Q> & RouteSenders<RouteEventMap<E, C>, C>
 
 export class WsxFacade {
   private readonly instance: FastifyInstance
@@ -96,7 +87,7 @@ export class WsxFacade {
         const stash = request as unknown as Record<symbol, unknown>
         conn.start(stash[kUpgradeUser], stash[kUpgradeLock] as LockInfo | undefined)
       }
-    } as never)
+    })
     return routeHandle(route.options, this) as unknown as WsxRoute<A, C, E, P, Q>
   }
 
@@ -129,7 +120,7 @@ export class WsxFacade {
           socket.close(CloseCode.internalError, 'Internal error')
         })
       }
-    } as never)
+    })
   }
 
   /**
@@ -251,10 +242,24 @@ export class WsxFacade {
    * @example app.get('/asyncapi.json', async () => app.wsx.asyncapi({ info: { title: 'Chat', version: '1.0.0' } }))
    */
   asyncapi (opts: AsyncApiOptions = {}): Record<string, unknown> {
-    return buildAsyncApi(this.shared.routes, opts) as Record<string, unknown>
+    return buildAsyncApi(this.describeRoutes(), opts) as Record<string, unknown>
   }
 
-  /** The compiled routes, for documentation generators and the playground. */
+  /**
+   * Every route declared so far, app-wide, as plain JSON data: URL and path params, auth
+   * (upgrade, in-band handshake), msgpack, actions (public, schemas, throttles, permission
+   * names), built-ins, events and channels. What the AsyncAPI document and the playground
+   * are built from. A fresh copy on each call (README, AsyncAPI, playground and the demo page).
+   * @example app.get('/routes', async () => app.wsx.describeRoutes().map((r) => r.url))
+   */
+  describeRoutes (): RouteDescription[] {
+    return describeRoutes(this.shared.routes)
+  }
+
+  /**
+   * The compiled routes, as the server runs them.
+   * @deprecated Internal and subject to change: read `describeRoutes()` instead.
+   */
   get routes (): readonly RouteContext[] {
     return this.shared.routes
   }
@@ -307,18 +312,6 @@ function routeHandle<R extends object> (opts: R, facade: WsxFacade): R & RouteSe
   const handle = { ...opts }
   for (const [name, fn] of Object.entries(senders)) Object.defineProperty(handle, name, { value: fn, enumerable: false })
   return handle as R & typeof senders
-}
-
-/**
- * @fastify/websocket runs the upgrade through Fastify with a ServerResponse assigned to
- * the TCP socket; nothing ever ends it, so the socket would keep that response, the
- * upgrade request and Fastify's request/reply alive for its whole life (about 1 KB per
- * idle connection). Detaching it, as Node does when a response ends, lets them go.
- */
-function releaseUpgradeResponse (socket: WebSocket): void {
-  const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (s: unknown) => void } | null } })._socket
-  const response = tcp?._httpMessage
-  if (response && typeof response.detachSocket === 'function') response.detachSocket(tcp)
 }
 
 function noop (): void {}

@@ -8,7 +8,7 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { Core } from './core.js'
-import { CloseCode } from '../../protocol/index.js'
+import { CloseCode, ReadyState } from '../../protocol/index.js'
 import type { Connection } from '../connection/connection.js'
 import type { WsxSocket } from '../connection/low-level-socket.js'
 
@@ -17,7 +17,6 @@ const CLOSE_HANDSHAKE_WAIT_MS = 500
 /** Smallest pause between two batches: finer slicing buys nothing but timers. */
 const BATCH_INTERVAL_MS = 50
 const POLL_MS = 10
-const OPEN = 1
 const CLOSING = 2
 const SHUTDOWN_REASON = 'Server shutting down'
 
@@ -120,7 +119,7 @@ function socketsToClose (list: Connection[], lowLevel: WsxSocket[], server?: Dra
     closers.push(() => socket.close(CloseCode.goingAway, SHUTDOWN_REASON))
   }
   for (const socket of server?.clients ?? []) {
-    if (seen.has(socket) || socket.readyState !== OPEN) continue
+    if (seen.has(socket) || socket.readyState !== ReadyState.open) continue
     closers.push(() => {
       try {
         socket.close(CloseCode.goingAway, SHUTDOWN_REASON)
@@ -151,5 +150,5 @@ function openSockets (list: Connection[], lowLevel: WsxSocket[], server?: DrainT
   for (const conn of list) out.add(conn.socket)
   for (const socket of lowLevel) out.add(socket.raw)
   for (const socket of server?.clients ?? []) out.add(socket)
-  return [...out].filter((s) => s.readyState === OPEN || s.readyState === CLOSING)
+  return [...out].filter((s) => s.readyState === ReadyState.open || s.readyState === CLOSING)
 }

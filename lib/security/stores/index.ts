@@ -1,3 +1,3 @@
 // Throttle counters and handshake locks, in process memory or shared through Redis.
-export { createLimiter, parseWindow, type ConsumeResult, type Limiter, type LimiterOptions } from './limiter.js'
+export { createLimiter, type ConsumeResult, type Limiter, type LimiterOptions } from './limiter.js'
 export { createLockout, type Lockout, type LockoutFailure, type LockoutOptions, type LockoutState } from './lockout.js'

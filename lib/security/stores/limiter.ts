@@ -3,9 +3,8 @@
 // limiters would share a counter. Every failure of the store answers "not
 // allowed": a throttle that passes silently while Redis is down is no throttle.
 import type { Redis } from 'ioredis'
-import { errors } from '../../errors.js'
 import { redisKeys } from '../../redis/keys.js'
-import { LocalStore, RedisStore, parseDuration, type RateLimitEntry, type RateLimitStore } from './rate-limit-stores.js'
+import { LocalStore, RedisStore, type RateLimitEntry, type RateLimitStore } from './rate-limit-stores.js'
 
 /** The outcome of one `consume`. */
 export interface ConsumeResult {
@@ -77,21 +76,6 @@ export function settleWithin<T> (work: () => Promise<T>, ms: number, fallback: (
 
 export function toError (err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err))
-}
-
-/**
- * A window length in milliseconds from a number of ms or a string such as '10 seconds',
- * '1 minute' or '500 ms' (the strings @fastify/rate-limit's `timeWindow` accepts).
- * Throws WSX_ERR_OPTS_INVALID for anything that is not a positive duration.
- */
-export function parseWindow (value: number | string): number {
-  const ms = typeof value === 'number' ? value : parseDuration(value.trim())
-  // Redis PEXPIRE takes whole milliseconds; a fraction would fail after INCR and leave a
-  // counter with no expiry, so round up here rather than at every call.
-  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) {
-    throw new errors.WSX_ERR_OPTS_INVALID(`window ${JSON.stringify(value)} is not a positive duration`)
-  }
-  return Math.ceil(ms)
 }
 
 /** Builds a limiter on Redis when given one, else in process memory. */

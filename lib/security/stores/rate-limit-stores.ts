@@ -1,5 +1,5 @@
-// Typed access to @fastify/rate-limit's fixed-window stores and to the duration parser it
-// uses for `timeWindow`. The package ships no types for `store/*.js` and has no `exports`
+// Typed access to @fastify/rate-limit's fixed-window stores (durations are parsed once,
+// by lib/boot/duration.ts, with the same @lukeed/ms). The package ships no types for `store/*.js` and has no `exports`
 // map, so the deep require works; keep @fastify/rate-limit on ^11.2.
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
@@ -37,10 +37,3 @@ export const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as 
 
 /** @fastify/rate-limit's Redis store: an atomic Lua INCR + PEXPIRE per hit. */
 export const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as RedisStoreConstructor
-
-// @lukeed/ms is @fastify/rate-limit's dependency, not ours: resolve it from there so the
-// window strings we accept are exactly the ones `timeWindow` accepts.
-const rateLimitRequire = createRequire(require.resolve('@fastify/rate-limit'))
-
-/** Parses '10 seconds', '1 minute', '500 ms', '2h'… to milliseconds; undefined when unparsable or 0. */
-export const parseDuration = (rateLimitRequire('@lukeed/ms') as { parse (input: string): number | undefined }).parse
