@@ -1,10 +1,10 @@
-// The one error type the client rejects with: server error replies (README, The protocol) and the
+// The one error type the client rejects with: server error replies (docs/protocol.md#error-replies) and the
 // client's own failures (timeout, closed socket, network) share it, so an app handles both
 // with one `catch` and a switch on `code`.
 
 import { ErrorCode } from '../protocol/index.js'
 
-/** Error codes a fastify-wsx server replies with (README, The protocol). */
+/** Error codes a fastify-wsx server replies with (docs/protocol.md#error-codes). */
 export type ServerErrorCode = ErrorCode
 
 /**

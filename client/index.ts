@@ -1,5 +1,5 @@
 // fastify-wsx/client: one client for browsers (global WebSocket) and Node (`ws`), speaking
-// the protocol (README, docs/protocol.md). Runtime imports stay inside client/ and protocol/
+// the protocol (docs/protocol.md). Runtime imports stay inside client/ and protocol/
 // (the wire names, shared with the server, free of Node and Fastify) so the browser build
 // carries no Node, Fastify or server code; the route's types arrive through `import type` only.
 import { AUTHORIZE_FIELDS, BuiltinAction, CloseCode, ErrorCode, ReadyState, ServerEvent } from '../protocol/index.js'
@@ -19,7 +19,7 @@ export type { BackoffOptions } from './backoff.js'
 export type * from './types.js'
 
 /**
- * Close codes after which the client reconnects by itself (README, The protocol): going away (1001),
+ * Close codes after which the client reconnects by itself (docs/errors.md#close-codes): going away (1001),
  * internal error (1011), restart (1012), try again later (1013), bad gateway (1014), and
  * the codes a browser reports when the connection was lost without a close frame (1005, 1006),
  * and 4429 (too many messages while throttled: the back-off gives the server its pause).
@@ -180,7 +180,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
   }
 
   /**
-   * Subscribes to a channel (README, The protocol). The subscription is restored after every
+   * Subscribes to a channel (docs/protocol.md#channelsubscribe-and-channelunsubscribe). The subscription is restored after every
    * reconnect until `unsubscribe()`. `listener` gets the events of this subscription only;
    * `on(event)` listeners get them too, with `channel` and `params` in their meta.
    */
@@ -351,7 +351,7 @@ export class WsxClient<R extends RouteShape = RouteShape> {
     this.#dispatch(frame)
   }
 
-  /** The first frame tells where the connection stands (README, The protocol); true when consumed. */
+  /** The first frame tells where the connection stands (docs/protocol.md#the-first-frame); true when consumed. */
   #onFirstFrame (socket: WebSocketLike, frame: Record<string, unknown>): boolean {
     if (frame.action === ServerEvent.authorized) {
       this.#becomeReady(viaOf(frame.data) ?? 'upgrade')

@@ -106,7 +106,7 @@ export type EventName<R> = keyof EventMap<R> & string
 /** Where a server event came from. */
 export interface EventMeta {
   action: string
-  /** Set when the event belongs to a channel subscription (README, The protocol). */
+  /** Set when the event belongs to a channel subscription (docs/protocol.md#events). */
   channel?: string
   params?: Record<string, unknown>
   /** Set on events of route groups that keep history: the group they belong to. */
@@ -186,7 +186,7 @@ export type LifecycleName = keyof LifecycleEvents
 export type ClientEvents<R> = { [K in Exclude<EventName<R>, LifecycleName>]: [data: EventMap<R>[K], meta: EventMeta] } & LifecycleEvents
 
 /**
- * What `socket.authorize` carries besides a bare token (docs/protocol.md, "Authentication"):
+ * What `socket.authorize` carries besides a bare token (docs/protocol.md#credentials-in-socketauthorize):
  * the server presents each field to its strategies as an HTTP request would carry it.
  */
 export interface AuthorizeCredentials {

@@ -39,7 +39,7 @@ export const ServerEvent = {
   presenceLeave: 'presence.leave'
 } as const
 
-/** Error codes of the protocol (README, The protocol), named as Django REST Framework names them. */
+/** Error codes of the protocol (docs/protocol.md#error-codes), named as Django REST Framework names them. */
 export const ErrorCode = {
   parse: 'parse_error',
   notAuthenticated: 'not_authenticated',
@@ -54,7 +54,7 @@ export const ErrorCode = {
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- a value and its type, one name
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
-/** Close codes of the protocol (README, The protocol). */
+/** Close codes of the protocol (docs/protocol.md#close-codes). */
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
@@ -93,7 +93,7 @@ export const Detail = {
   server_error: 'A server error occurred.'
 } as const satisfies Record<ErrorCode, string>
 
-/** action: dotted parts of [A-Za-z0-9_], at most 128 characters (README, The protocol). */
+/** action: dotted parts of [A-Za-z0-9_], at most 128 characters (docs/protocol.md#requests). */
 export const ACTION_PATTERN = /^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$/
 export const MAX_ACTION_LENGTH = 128
 export const MAX_ID_LENGTH = 128

@@ -61,7 +61,7 @@ export interface RouteDescription {
   /** connections join groups computed by the route's `groups` option once authenticated */
   groups: boolean
   actions: ActionDescription[]
-  /** the built-in actions this route answers (README, The protocol) */
+  /** the built-in actions this route answers (docs/protocol.md#built-in-actions) */
   builtins: string[]
   /** server events the route declares, by name */
   events: Record<string, PlainSchema>

@@ -5,7 +5,7 @@ import type { AnyAction, AnyChannel, EventDataMap, SomeConnection, RouteAction, 
 import type { StaticOf, WsxSchema } from './schema.js'
 import type { WsxEventMap, WsxUserOf } from './registry.js'
 
-/** The in-band handshake (README, The protocol). */
+/** The in-band handshake (docs/protocol.md#the-in-band-handshake). */
 export interface HandshakeOptions {
   /** Failed `socket.authorize` attempts before close 4408 and a lock. @default 2 */
   attempts?: number
@@ -19,7 +19,7 @@ export interface HandshakeOptions {
   expiryGraceSeconds?: number
 }
 
-/** A connection limit at the upgrade (README, The protocol), through `@fastify/rate-limit`. */
+/** A connection limit at the upgrade (docs/protocol.md#checks-in-order), through `@fastify/rate-limit`. */
 export interface ConnectionRateLimit {
   max: number
   /** Milliseconds or a string like `'10 seconds'`. @default 10000 */
@@ -128,7 +128,7 @@ export interface RouteOptions<
    */
   actions: A | Factory<RouteAction<RouteTypesOf<E, C, P, Q>>, A, RouteSenders<RouteEventMap<E, C>, C>>
   /**
-   * Channel subscriptions (README: Groups, channels and presence): a map of `defineChannel()` results, or
+   * Channel subscriptions (README.md#groups-channels-and-presence): a map of `defineChannel()` results, or
    * `(channel) => ({ room: channel({ ... }) })` for `authorize` to see the route's typed
    * `conn.params` (declare `channels` before `actions` then).
    */
@@ -154,7 +154,7 @@ export interface RouteOptions<
   messageRateLimit?: ThrottleOptions | false
   /**
    * Also speak MessagePack: a client offering the `wsx.v1.msgpack` subprotocol gets the
-   * same envelope in binary frames (README "MessagePack"). JSON clients are unaffected.
+   * same envelope in binary frames (docs/protocol.md#encodings-json-and-messagepack). JSON clients are unaffected.
    * @default false
    */
   msgpack?: boolean

@@ -163,7 +163,7 @@ export interface ActionOptions<
 /** Any action of any route (the constraint of a route's `actions`). */
 export type AnyAction = ActionOptions<any, any, any, any, any, any>
 
-/** A channel (README, The protocol): params schema, an authorize check and the group it maps to. */
+/** A channel (docs/protocol.md#channelsubscribe-and-channelunsubscribe): params schema, an authorize check and the group it maps to. */
 export interface ChannelOptions<
   P extends WsxSchema = WsxSchema,
   E extends Record<string, WsxSchema> = Record<string, WsxSchema>,

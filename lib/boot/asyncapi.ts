@@ -23,7 +23,7 @@ type JsonObject = Record<string, unknown>
 
 const SECURITY_SCHEME = 'httpBearerToken'
 
-/** Why each close code is sent (README, The protocol), keyed by the numeric code. */
+/** Why each close code is sent (docs/protocol.md#close-codes), keyed by the numeric code. */
 const closeMeanings: Record<number, string> = {
   [CloseCode.normal]: 'normal closure',
   [CloseCode.goingAway]: 'server going away (shutdown or restart): reconnect with backoff',
@@ -167,7 +167,7 @@ function addAction (b: Builder, action: ActionDescription, errorRef: JsonObject)
   }
 }
 
-/** `offset`, `epoch` (and `group` for route groups) on events of groups with history (docs/protocol.md). */
+/** `offset`, `epoch` (and `group` for route groups) on events of groups with history (docs/protocol.md#positions-on-events). */
 function addPosition (envelope: JsonObject, withGroup: boolean, required: boolean): void {
   const properties = envelope.properties as JsonObject
   properties.offset = { type: 'integer', minimum: 1, description: 'position in the group\'s history (groups and channels with history)' }
@@ -192,7 +192,7 @@ function addEvent (b: Builder, name: string, schema: PlainSchema, channel?: Chan
   }
 }
 
-/** The built-ins of the protocol (README, The protocol) that this route actually answers. */
+/** The built-ins of the protocol (docs/protocol.md#built-in-actions) that this route actually answers. */
 function addBuiltins (b: Builder, route: RouteDescription, errorRef: JsonObject): void {
   const publicNames = publicActions(route)
   const authorizedData = {
@@ -307,7 +307,7 @@ export function buildAsyncApi (routes: readonly RouteDescription[], opts: AsyncA
   for (const route of routes) {
     const key = channelKey(route.url, taken)
     const b: Builder = { key, messages: {}, operations }
-    const errorRef = addMessage(b, 'error', message('error', errorEnvelope(), 'an error reply (README, The protocol)'))
+    const errorRef = addMessage(b, 'error', message('error', errorEnvelope(), 'an error reply (see the error codes of the fastify-wsx protocol)'))
     for (const action of route.actions) addAction(b, action, errorRef)
     for (const [name, schema] of Object.entries(route.events)) addEvent(b, name, schema)
     for (const channel of route.channels) {

@@ -47,7 +47,7 @@ export interface CompiledChannel {
   validate: Validator
   authorize: AnyChannel['authorize'] | null
   group: (params: Record<string, unknown>) => string
-  /** bounded history with offsets and recovery (docs/protocol.md) */
+  /** bounded history with offsets and recovery (docs/protocol.md#history-and-recovery) */
   history: HistoryConfig | null
   events?: Record<string, WsxSchema>
   summary?: string

@@ -51,7 +51,7 @@ export function compileSerializer (schema: WsxSchema, name: string): Serializer 
   return buildSerializerCompiler({ schema, method: 'WS', url: name, httpStatus: '200' })
 }
 
-/** Ajv errors → the protocol (README, The protocol) `fields`: dotted paths (`items.0.name`), `""` for the root. */
+/** Ajv errors → the `fields` of a validation_error (docs/protocol.md#error-codes): dotted paths (`items.0.name`), `""` for the root. */
 export function toFields (errs: SchemaError[] | null | undefined): Record<string, string[]> {
   const fields: Record<string, string[]> = {}
   for (const e of errs ?? []) {

@@ -23,7 +23,7 @@ import { announceGroup, dropHold, holdFrame, releaseHold, startHold, type Hold }
 import type { WsxEventMap } from '../../types/registry.js'
 
 // group frames arrive as a shared Buffer; ws would send a Buffer as a binary frame, and
-// JSON routes speak text frames only (README, The protocol)
+// JSON routes speak text frames only (docs/protocol.md#frame-types)
 const AS_TEXT = { binary: false } as const
 const AS_BINARY = { binary: true } as const
 

@@ -108,7 +108,7 @@ export class WsxFacade {
       method: 'GET',
       url,
       schema: { ...opts.schema },
-      // the same upgrade checks as envelope routes (README, The protocol): a low-level route is no
+      // the same upgrade checks as envelope routes (docs/protocol.md#low-level-routes): a low-level route is no
       // less exposed to cross-site WebSocket hijacking or connection floods
       config: { wsxGuard: guard },
       handler: upgradeRequired,

@@ -1,6 +1,6 @@
 // Runs a route's strategies on a real Fastify request, the same way at the upgrade and
 // in-band, and reports how they ended without answering anything: the caller decides
-// (the upgrade decision table in README "Authentication").
+// (the upgrade decision table: docs/protocol.md#authentication-at-the-upgrade).
 //
 // In-band, the `socket.authorize` frame becomes a real HTTP request to the route itself,
 // made in process with `inject()`: the app's cookie and session plugins, its scope-level

@@ -2,7 +2,7 @@
 // credentials (a failure then answers 401) and which are ambient (cookies a browser sends
 // by itself: a failure falls back to the in-band handshake). In-band: how the fields of
 // `socket.authorize` become the headers an HTTP request would have carried, so a strategy
-// written for HTTP runs unchanged (README "Authentication", docs/protocol.md).
+// written for HTTP runs unchanged (docs/protocol.md#credentials-in-socketauthorize).
 import type { IncomingHttpHeaders } from 'node:http'
 
 /** The route's credential settings, compiled. */

@@ -1,4 +1,4 @@
-// The HTTP side of a WebSocket route (README, The protocol): origin, capacity and connection rate
+// The HTTP side of a WebSocket route (docs/protocol.md#checks-in-order): origin, capacity and connection rate
 // checks in one root `onRequest` hook (in that order, so bad origins cost nothing), then
 // the route's auth strategies in `preValidation`, then Fastify's own params/querystring
 // validation. The first that fails answers over HTTP and no socket opens.
@@ -72,7 +72,7 @@ function originAllowed (guard: UpgradeGuard, request: FastifyRequest): boolean {
 }
 
 /**
- * the protocol (README, The protocol), for every wsx route: origin (403), then capacity (503/429),
+ * The upgrade checks (docs/protocol.md#checks-in-order), for every wsx route: origin (403), then capacity (503/429),
  * then the connection rate per client address (429 + Retry-After). It is a root
  * `onRequest` hook, so it runs before any hook the app added in its own scopes: bad
  * origins and floods never reach the app's code. Plain HTTP requests pass untouched.
@@ -128,7 +128,7 @@ function answerRefusal (reply: FastifyReply, result: AuthResult): FastifyReply {
 }
 
 /**
- * The route's `preValidation`: the upgrade decision table (README "Authentication").
+ * The route's `preValidation`: the upgrade decision table (docs/protocol.md#authentication-at-the-upgrade).
  * The strategies run on every upgrade of a route that has any (they may use cookies or
  * any header), except from a locked address. Success opens authenticated `via: upgrade`.
  * Failure opens with `socket.handshake` on a route with the in-band handshake, unless the
