@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Bus, BusUnavailableError, type BusMeta, type BusOptions } from '../lib/broadcast/bus.js'
 import { createRedisEmitter } from '../lib/broadcast/redis-emitter.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
+import { stopChild, tsNodeArgs } from './helpers/ts-child.js'
 import { closeRedis, createRedis, waitForRedis } from '../lib/redis/create.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))
@@ -133,8 +134,8 @@ t.test('garbage PUBLISHed on our channels is dropped, and the process survives',
 t.test('a second process: delivery both ways, and it survives garbage too', async (t) => {
   const redis = await startRedis(t)
   if (!redis) return
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'echo', redis.url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL') })
+  const child = spawn(process.execPath, tsNodeArgs(FIXTURE, 'echo', redis.url), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => stopChild(child))
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d })

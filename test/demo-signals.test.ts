@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectUrl, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
+import { uncoveredEnv } from './helpers/ts-child.js'
 
 interface Started {
   proc: ChildProcess
@@ -38,7 +39,8 @@ async function startGroup (t: Test, command: string, args: string[], env: Record
   let out = ''
   const proc = spawn(command, args, {
     detached: true,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WSX_DEMO_CONNECT_LIMIT: '100000', ...env },
+    // started as people start it (tsx), so its coverage cannot merge with the tests': not recorded
+    env: { ...process.env, ...uncoveredEnv, PORT: String(port), HOST: '127.0.0.1', WSX_DEMO_CONNECT_LIMIT: '100000', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   proc.stdout?.on('data', (d: Buffer) => { out += d.toString() })

@@ -9,22 +9,17 @@ import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectUrl, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
+import { stopChild, tsNodeArgs } from './helpers/ts-child.js'
 
 const behaviours = ['sync-throw', 'throw-string', 'throw-null', 'throw-undefined', 'reject', 'reject-non-error', 'done-twice',
   'done-ok-then-error', 'done-never', 'raw-write', 'raw-write-then-done', 'send-twice', 'throw-after-done']
 
 const port = await freePort()
 let out = ''
-const proc = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/hostile-server.ts', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] })
+const proc = spawn(process.execPath, tsNodeArgs('test/fixtures/hostile-server.ts', String(port)), { stdio: ['ignore', 'pipe', 'pipe'] })
 proc.stdout.on('data', (d: Buffer) => { out += d.toString() })
 proc.stderr.on('data', (d: Buffer) => { out += d.toString() })
-const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-t.teardown(async () => {
-  if (proc.exitCode === null) {
-    proc.kill('SIGKILL')
-    await exited
-  }
-})
+t.teardown(() => stopChild(proc))
 const until = Date.now() + 30_000
 while (!out.includes('ready')) {
   if (proc.exitCode !== null || Date.now() > until) throw new Error(`the hostile server did not start:\n${out}`)

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryPresence, RedisPresence, summarize, type PresenceStore } from '../lib/broadcast/presence.js'
 import { createRedis, closeRedis } from '../lib/redis/create.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
+import { tsNodeArgs } from './helpers/ts-child.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -87,7 +88,7 @@ t.test('RedisPresence: a crashed instance expires on its own', async (t) => {
   const redis = await startRedis(t)
   if (!redis) return
   const ttlMs = 300
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'presence', redis.url, String(ttlMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, tsNodeArgs(FIXTURE, 'presence', redis.url, String(ttlMs)), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL') })
   let stdout = ''
   let stderr = ''

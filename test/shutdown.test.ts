@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
+import { tsNodeArgs } from './helpers/ts-child.js'
 import { connect, connectUrl, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { action, Type } from '../index.js'
 
@@ -131,7 +132,7 @@ test('a client that upgrades then never reads does not hang close()', async (t) 
 
 test('demo: SIGTERM with 300 clients, all see 1001 and the process exits 0', async (t) => {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/chat/server.ts'], {
+  const child = spawn(process.execPath, tsNodeArgs('examples/chat/server.ts'), {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', WSX_DEMO_CONNECT_LIMIT: '100000', WSX_DEMO_MAX_CONNECTIONS_PER_IP: '100000' },
     stdio: ['ignore', 'ignore', 'pipe']
   })

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './redis.js'
+import { stopChild, tsNodeArgs } from './ts-child.js'
 
 interface TapLike { teardown (fn: () => unknown): void }
 
@@ -19,19 +20,14 @@ export interface DemoProcess {
 export async function startDemo (t: TapLike, env: Record<string, string> = {}): Promise<DemoProcess> {
   const port = await freePort()
   let out = ''
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'examples/chat/server.ts'], {
+  const proc = spawn(process.execPath, tsNodeArgs('examples/chat/server.ts'), {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   proc.stdout?.on('data', (d: Buffer) => { out += d.toString() })
   proc.stderr?.on('data', (d: Buffer) => { out += d.toString() })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  t.teardown(async () => {
-    if (proc.exitCode === null) {
-      proc.kill('SIGKILL')
-      await exited
-    }
-  })
+  t.teardown(() => stopChild(proc))
   const http = `http://127.0.0.1:${port}`
   const until = Date.now() + 20_000
   for (;;) {
