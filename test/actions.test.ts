@@ -6,6 +6,7 @@ import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, type TestClient } from '../testing/index.js'
 import { action, Type, WsxError, hasRole, hasScope, allOf, anyOf, isAuthenticated } from '../index.js'
 import type { WsxPluginOptions } from '../types/options.js'
@@ -354,7 +355,7 @@ t.test('groups: join in a handler, broadcast excluding the sender, left on disco
   t.notOk(outsider.frames.some((f) => f.action === 'room.message'), 'non-members get nothing')
 
   await b.close()
-  for (let i = 0; i < 50 && (await app.wsx.presence('room:lobby')).length !== 2; i++) await sleep(10)
+  await eventually(() => app.wsx.presence('room:lobby'), (members) => members.length === 2, { what: 'bob to leave the group' })
   t.same(await app.wsx.presence('room:lobby'), [{ user: 'alice', connections: 1 }, { user: 'carol', connections: 1 }], 'bob left the group on disconnect')
   await app.wsx.broadcast('room:lobby', 'room.message', { user: 'server', text: 'bye' })
   t.strictSame(await a.next('room.message'), { action: 'room.message', data: { user: 'server', text: 'bye' } }, 'app broadcasts reach every member')

@@ -10,6 +10,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { backoffDelay, createClient, WsxClientError, type ClientOptions, type WsxClient } from '../client/index.js'
 import { chatRoute } from './fixtures/client-route.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 
 type Frame = Record<string, any>
 /** What the helpers need of a tap test. */
@@ -511,11 +512,11 @@ t.test('a slow token provider never sends an old connection\'s handshake on a ne
   const client = connect(t, server.url, { token: () => new Promise<string>((resolve) => releases.push(resolve)) })
   const p1 = await server.nextPeer()
   p1.handshake()
-  while (releases.length < 1) await sleep(5)
+  await eventually(() => releases.length, (n) => n >= 1, { what: 'the first token request', interval: 5 })
   p1.ws.close(1001)
   const p2 = await server.nextPeer()
   p2.handshake()
-  while (releases.length < 2) await sleep(5)
+  await eventually(() => releases.length, (n) => n >= 2, { what: 'the second token request', interval: 5 })
   releases[0]?.('stale')
   releases[1]?.('fresh')
   const frame = await p2.next()

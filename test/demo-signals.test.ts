@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { connectUrl, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
 import { uncoveredEnv } from './helpers/ts-child.js'
+import { waitForHealth } from './helpers/demo-process.js'
 
 interface Started {
   proc: ChildProcess
@@ -19,18 +20,6 @@ interface Started {
   output: () => string
   /** every process of the group that held its stdout/stderr has exited (npm may exit before node) */
   exited: Promise<void>
-}
-
-/** Polls /health until the demo answers (or the process died). */
-async function waitForHealth (port: number, proc: ChildProcess, output: () => string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return
-    } catch {}
-    if (proc.exitCode !== null || proc.signalCode !== null) break
-    await sleep(100)
-  }
-  throw new Error(`the demo did not answer /health:\n${output()}`)
 }
 
 /** Starts `command args` in a new process group (as a shell would), killed by group at teardown. */
@@ -53,7 +42,7 @@ async function startGroup (t: Test, command: string, args: string[], env: Record
       await exited
     }
   })
-  await waitForHealth(port, proc, () => out)
+  await waitForHealth(`http://127.0.0.1:${port}`, proc, () => out, 60_000)
   return { proc, port, output: () => out, exited }
 }
 

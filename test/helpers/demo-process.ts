@@ -1,9 +1,9 @@
 // Runs the demo (`examples/chat/server.ts`) in its own process on a free port, for tests
 // that need real separate instances. Killed by pid at teardown.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './redis.js'
 import { stopChild, tsNodeArgs } from './ts-child.js'
+import { eventually } from './eventually.js'
 
 interface TapLike { teardown (fn: () => unknown): void }
 
@@ -29,15 +29,7 @@ export async function startDemo (t: TapLike, env: Record<string, string> = {}): 
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   t.teardown(() => stopChild(proc))
   const http = `http://127.0.0.1:${port}`
-  const until = Date.now() + 20_000
-  for (;;) {
-    try {
-      const res = await fetch(`${http}/health`)
-      if (res.ok) break
-    } catch {}
-    if (proc.exitCode !== null || Date.now() > until) throw new Error(`demo did not start:\n${out}`)
-    await sleep(100)
-  }
+  await waitForHealth(http, proc, () => out, 20_000)
   return {
     port,
     http,
@@ -54,4 +46,15 @@ export async function startDemo (t: TapLike, env: Record<string, string> = {}): 
       return exited
     }
   }
+}
+
+/** Polls `GET /health` until the demo answers; fails at once, with its output, if its process ended. */
+export async function waitForHealth (http: string, proc: ChildProcess, output: () => string, timeout: number): Promise<void> {
+  const NOT_YET = 'answered, not ok'
+  const state = await eventually(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return 'exited'
+    return (await fetch(`${http}/health`)).ok ? 'up' : NOT_YET
+  }, (s) => s !== NOT_YET, { what: 'the demo to answer /health', timeout, interval: 100 })
+    .catch((error: Error) => { throw new Error(`${error.message}\n${output()}`) })
+  if (state === 'exited') throw new Error(`the demo exited before answering /health:\n${output()}`)
 }
