@@ -143,10 +143,8 @@ test('Redis: a frozen Redis (an outage shorter than the history) heals with no s
   redis.thaw()
   await during
   await eventually(() => a.wsx.stats().bus.up && b.wsx.stats().bus.up, { what: 'both buses up', timeout: 15_000 })
-  for (let i = 0; i < 100; i++) {
-    if (await a.wsx.broadcast('room:general', 'chat.message', { n: 100 + i }).then(() => true, () => false)) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  let n = 100
+  await eventually(() => a.wsx.broadcast('room:general', 'chat.message', { n: n++ }).then(() => true), { what: 'a broadcast to be accepted', timeout: 15_000, interval: 100 })
   const top = async () => Number(await redis.client().hget('histtest:{room:general}:m', 'top'))
   const last = await top()
   await eventually(() => chatFrames(alice).length >= last && chatFrames(bob).length >= last, { what: 'every stored event delivered', timeout: 15_000 })

@@ -7,6 +7,7 @@ import { connect } from '../testing/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
 import { chatFrames, historyApp, joinRoom, resetConnection } from './helpers/history.js'
 import { eventually } from './helpers/eventually.js'
+import { fakeClock } from './helpers/fake-clock.js'
 
 test('events of a history group carry group, offset and epoch', async (t) => {
   const app = await historyApp(t)
@@ -90,10 +91,18 @@ test('`last` replays the newest events (a page reload shows recent messages)', a
 
 test('a client that never answers group.joined gets live events after holdMs', async (t) => {
   const app = await historyApp(t)
+  // the hold is a server timer armed at the join: on the fake clock it ends when the test
+  // moves time past holdMs (1000 ms by default), not after a wall-clock wait
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const client = await connect(app, '/ws/room/quiet', { token: tokenFor(app, 'alice') })
   await client.next('group.joined')
   await app.wsx.broadcast('room:quiet', 'chat.message', { n: 1 })
-  t.match(await client.next('chat.message', 5000), { data: { n: 1 }, offset: 1 })
+  await clock.tickAsync(999)
+  await client.request('socket.ping') // a round trip: a released frame would be here by now
+  t.equal(chatFrames(client).length, 0, 'held until holdMs')
+  await clock.tickAsync(1)
+  await eventually(() => chatFrames(client).length, (n) => n > 0, { what: 'the held event', timeout: 5000 })
+  t.match(await client.next('chat.message'), { data: { n: 1 }, offset: 1 })
   t.match(await client.request('group.recover', { group: 'room:quiet', offset: 0, epoch: 'x' }), { ok: true, data: { recovered: false } },
     'too late to recover without reordering: the client refetches')
 })
@@ -198,11 +207,14 @@ test('leaving a group while its frames are held drops them', async (t) => {
   await app.ready()
   const client = await connect(app, '/ws', { token: tokenFor(app, 'alice') })
   await client.next('socket.authorized')
+  // the hold's timer is armed at the join, on the fake clock: the test moves time past holdMs
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   t.match(await client.request('room.join'), { ok: true })
   t.match(await client.next('group.joined'), { data: { group: 'room:x', offset: 0 } })
   await app.wsx.broadcast('room:x', 'chat.message', { n: 1 })
   t.match(await client.request('room.leave'), { ok: true })
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await clock.tickAsync(500)
+  await client.request('socket.ping') // a round trip: a released frame would be here by now
   t.equal(client.frames.filter((f) => f.action === 'chat.message').length, 0, 'the held event of a left group is not sent')
   t.match(await client.request('room.join'), { ok: true })
   await client.next('group.joined')
