@@ -73,7 +73,7 @@ t.test('two instances, each with its own Redis emitter', async (t) => {
   await b.unsubscribe('room', inB.listener)
   await a.publish('room', 'after-leave')
   await eventually(() => inA.frames, (frames) => frames.includes('after-leave'), { what: 'a gets it' })
-  await sleep(50)
+  await sleep(50) // real time: what must not arrive would come over Redis, on no clock of ours
   t.notOk(inB.frames.includes('after-leave'), 'nothing after the last unsubscribe')
 })
 
@@ -116,7 +116,7 @@ t.test('garbage PUBLISHed on our channels is dropped, and the process survives',
   await bus.publish('room', 'valid')
   await bus.publishControl('kick', { user: 'mallory' })
   await eventually(() => room.frames.length > 0 && kicks.length > 0, { what: 'the valid frame' })
-  await sleep(50)
+  await sleep(50) // real time: what must not arrive would come over Redis, on no clock of ours
   t.same(room.frames, ['valid'], 'only the valid frame was delivered')
   t.same(kicks, [{ user: 'mallory' }], 'only the valid command was delivered')
   t.ok(warnings.includes('wsx bus: dropped a message that was not ours'), 'the drop was logged')
@@ -177,7 +177,7 @@ t.test('Redis stopped then restarted: publish fails fast, onResync fires once, d
   await eventually(() => room.frames.length > 0 && late.frames.length > 0, { what: 'delivery after restart' })
   t.same(room.frames, ['back'])
   t.same(late.frames, ['joined during the outage'])
-  await sleep(50)
+  await sleep(50) // real time: a second resync would come from ioredis's reconnect timers
   t.equal(resyncs.length, 1, 'once')
   t.notOk(warnings.includes('wsx bus: subscriber link ready but PING unanswered'), 'the readiness PING works in subscriber mode')
 })
@@ -265,7 +265,7 @@ t.test('the emitter state has an error listener: a bus that never reached Redis 
   // nothing listens on this port: ECONNREFUSED on every retry
   const emitter = createRedisEmitter({ host: '127.0.0.1', port: 1 })
   const bus = new Bus({ emitter, ackTimeoutMs: 100, closeTimeoutMs: 200 })
-  await sleep(200)
+  await sleep(200) // real time: the refused connections are real, retried on ioredis's timers
   t.notOk(bus.up)
   await t.rejects(bus.publish('room', 'x'), BusUnavailableError)
   await bus.close()

@@ -287,6 +287,7 @@ t.test('close(): pending requests reject with closed, and the client stays close
   await peer.closed
   t.match(await client.request('chat.whoami').catch((e: unknown) => e), { code: 'closed' })
   t.match(await client.connect().catch((e: unknown) => e), { code: 'closed' })
+  // real time: a reconnect would be a real connection, which a fake tick could not wait for
   await sleep(60)
   t.equal(server.peers.length, 1, 'no reconnect after close()')
 })
@@ -363,7 +364,7 @@ t.test('no automatic reconnect after 4401, 4403 and 4408; connect() or authorize
       t.equal(client.state, 'stopped')
       t.match(await client.ready().catch((e: unknown) => e), { code: 'closed', closeCode: code }, 'ready() reports the stop')
       t.match(await client.request('chat.whoami').catch((e: unknown) => e), { code: 'closed' }, 'requests fail fast while stopped')
-      await sleep(100) // five times the reconnect delay
+      await sleep(100) // five times the reconnect delay (real time: a reconnect is a real connection)
       t.equal(server.peers.length, 1, 'did not reconnect')
 
       // resume: with new credentials, or explicitly

@@ -82,7 +82,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const clients = await clientsOf(demo.port)
     const codes = Promise.all(clients.map((c) => c.closed(20_000).then((info) => info.code)))
     process.kill(-demo.proc.pid!, signal)
-    // a second Ctrl-C (or a supervisor's repeat) during the drain
+    // a second Ctrl-C (or a supervisor's repeat) during the drain (real time: another process)
     await sleep(150)
     process.kill(-demo.proc.pid!, signal)
     const seen = await codes

@@ -56,6 +56,7 @@ test('presence events, when enabled for a group, tell members who joined and lef
   t.strictSame(await alice.next('presence.leave'), { action: 'presence.leave', data: { group: 'room:lobby', user: 'bob' } })
   // groups without events stay quiet
   await alice.request('group.join', { group: 'quiet' })
+  // real time: a presence event would come through the bus, after the reply; none must come
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(alice.frames.filter((f) => f.action === 'presence.join').length, 2)
 })

@@ -257,6 +257,8 @@ t.test('token expiry: socket.expired, refresh in the grace window, another user 
   t.equal((await lapsing.closed(2500)).code, 4401, 'no refresh: close 4401 after the grace')
   t.strictSame(pinned.frames[1], { action: 'socket.expired', data: { grace_seconds: 0 } }, 'handshake: false: socket.expired with no grace')
   t.equal((await pinned.closed(500)).code, 4401, 'then 4401 at once')
+  // real time: expiry is checked by an interval the app starts at boot, against JWT exp in
+  // whole seconds; faking it would mean faking every timer of the app's boot
   await sleep(300)
   t.ok(refresher.isOpen, 'the refreshed connection outlived its old grace window')
   t.equal(spy.calls.filter((x) => x.action === 'chat.send').length, 2, 'chat.send ran only with a valid identity')

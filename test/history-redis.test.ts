@@ -148,7 +148,7 @@ test('Redis: a frozen Redis (an outage shorter than the history) heals with no s
   const top = async () => Number(await redis.client().hget('histtest:{room:general}:m', 'top'))
   const last = await top()
   await eventually(() => chatFrames(alice).length >= last && chatFrames(bob).length >= last, { what: 'every stored event delivered', timeout: 15_000 })
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await new Promise((resolve) => setTimeout(resolve, 300)) // real time: what must not arrive would come over Redis, on no clock of ours
   assertHealed(t, [alice, bob], last)
 })
 

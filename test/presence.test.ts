@@ -93,7 +93,7 @@ t.test('RedisPresence: a crashed instance expires on its own', async (t) => {
   const { presence: a } = redisPresence(t, redis, 'a', ttlMs)
   await a.add('lobby', 'a1', 'bob')
   t.same(await a.list('lobby'), [{ user: 'alice', connections: 2 }, { user: 'bob', connections: 1 }, { user: 'carol', connections: 1 }])
-  await sleep(ttlMs * 2)
+  await sleep(ttlMs * 2) // real time: the heartbeat and the expiry are scored against a real Redis
   t.equal((await a.list('lobby')).length, 3, 'a live instance keeps its entries past the ttl (heartbeat)')
 
   const exited = new Promise((resolve) => child.once('exit', resolve))
