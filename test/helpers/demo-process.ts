@@ -1,5 +1,5 @@
 // Runs the demo (`examples/chat/server.ts`) in its own process on a free port, for tests
-// that need real separate instances. Killed by pid at teardown.
+// that need real separate instances. Stopped at teardown (SIGTERM, so it writes its coverage).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { freePort } from './redis.js'
 import { stopChild, tsNodeArgs } from './ts-child.js'
