@@ -28,8 +28,10 @@ test('two demo processes on one Redis act as one server', async (t) => {
 
   const admin = await connectUrl(`${one.ws}/ws/chat/lobby`, { token: await one.login('admin') })
   await admin.next('socket.authorized')
-  t.strictSame((await admin.request('room.kick', { user: 'bob' })).data, { closed: 1 })
-  t.equal((await bob.closed()).code, 4403)
+  // the close is what counts: the returned count is only the acknowledgements that arrived
+  // within a short window, which a loaded machine can miss (as in test/helpers/shared-state.ts)
+  t.match(await admin.request('room.kick', { user: 'bob' }), { ok: true })
+  t.equal((await bob.closed()).code, 4403, 'a kick on one process closes the socket on the other')
 
   // a Redis outage crashes neither process; its end brings socket.resync
   const carol = await connectUrl(`${two.ws}/ws/chat/lobby`, { token: await two.login('carol') })
