@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsx, { action, Type } from '../index.js'
+import { connect } from '../testing/index.js'
 import { SECRET, verifyJwt } from './helpers/build.js'
 import type { RouteOptions, WsxPluginOptions } from '../types/options.js'
 
@@ -24,7 +25,10 @@ async function rejectsRoute (t: Test, route: unknown, code: string, message: Reg
   t.ok(err, `${name}: ready() rejects`)
   t.equal(err?.code, code, `${name}: ${code}`)
   if (message) t.match(err?.message, message, `${name}: says what is wrong`)
-  t.notOk(app.server.listening)
+  // never at traffic: the app cannot be started anyway (ready() alone never listens, so
+  // asking `listening` after it proved nothing)
+  await t.rejects(app.listen({ port: 0, host: '127.0.0.1' }), { code }, `${name}: listen() refuses too`)
+  t.notOk(app.server.listening, `${name}: no port was opened`)
 }
 
 t.test('bad action names', async (t) => {
@@ -70,6 +74,21 @@ t.test('protected actions without a strategy', async (t) => {
   app.register(async (scope) => { scope.wsx.route({ url: '/ws', actions: { 'public.ping': action({ public: true, handler: async () => ({}) }) } }) })
   await app.ready()
   t.pass('a public-only route without authenticate boots')
+})
+
+t.test('duplicate actions: an object cannot hold the same key twice, the name is the key', async (t) => {
+  // Two entries with one name become one key before the plugin sees them: the route boots
+  // with a single action, the last one declared (nothing is left to refuse as a duplicate).
+  const actions = Object.fromEntries([
+    ['x.which', action({ public: true, handler: async () => ({ declared: 'first' }) })],
+    ['x.which', action({ public: true, handler: async () => ({ declared: 'last' }) })]
+  ])
+  const app = await bare(t)
+  app.register(async (scope) => { scope.wsx.route({ url: '/ws', actions }) })
+  await app.ready()
+  const c = await connect(app, '/ws')
+  t.teardown(() => c.close())
+  t.match(await c.request('x.which'), { ok: true, data: { declared: 'last' } }, 'the last declaration answers')
 })
 
 t.test('unknown or invalid plugin options', async (t) => {

@@ -9,18 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Bus, BusUnavailableError, type BusMeta, type BusOptions } from '../lib/broadcast/bus.js'
 import { createRedisEmitter } from '../lib/broadcast/redis-emitter.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
+import { stopChild, tsNodeArgs } from './helpers/ts-child.js'
+import { eventually } from './helpers/eventually.js'
 import { closeRedis, createRedis, waitForRedis } from '../lib/redis/create.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-
-async function waitFor (what: string, pred: () => boolean, ms = 8000): Promise<void> {
-  const until = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 function recordingLog () {
   const warnings: string[] = []
@@ -31,7 +25,7 @@ function recordingLog () {
 async function redisBus (t: Test, redis: RedisHandle, opts: BusOptions = {}): Promise<Bus> {
   const bus = new Bus({ emitter: createRedisEmitter(redis.url), ...opts })
   t.teardown(() => bus.close())
-  await waitFor('bus up', () => bus.up)
+  await eventually(() => bus.up, { what: 'bus up' })
   return bus
 }
 
@@ -66,20 +60,20 @@ t.test('two instances, each with its own Redis emitter', async (t) => {
   await b.subscribe('room', inB.listener)
   await a.publish('room', '{"n":1}', { exclude: 'conn-a1' })
   await b.publish('room', '{"n":2}')
-  await waitFor('both frames on both instances', () => inA.frames.length === 2 && inB.frames.length === 2)
+  await eventually(() => ({ a: inA.frames, b: inB.frames }), ({ a, b }) => a.length === 2 && b.length === 2, { what: 'both frames on both instances' })
   t.same(inA.frames.sort(), ['{"n":1}', '{"n":2}'])
   t.same(inB.frames.sort(), ['{"n":1}', '{"n":2}'])
   t.same(inB.metas.find(m => m.exclude), { group: 'room', exclude: 'conn-a1' }, 'exclude crosses instances')
 
   const frame = '{"action":"x","data":{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"y":1}}}}'
   await a.publish('room', frame)
-  await waitFor('proto frame', () => inB.frames.length === 3)
+  await eventually(() => inB.frames, (frames) => frames.length === 3, { what: 'proto frame' })
   t.equal(inB.frames[2], frame, '__proto__ crosses msgpack as plain text')
 
   await b.unsubscribe('room', inB.listener)
   await a.publish('room', 'after-leave')
-  await waitFor('a gets it', () => inA.frames.includes('after-leave'))
-  await sleep(50)
+  await eventually(() => inA.frames, (frames) => frames.includes('after-leave'), { what: 'a gets it' })
+  await sleep(50) // real time: what must not arrive would come over Redis, on no clock of ours
   t.notOk(inB.frames.includes('after-leave'), 'nothing after the last unsubscribe')
 })
 
@@ -121,8 +115,8 @@ t.test('garbage PUBLISHed on our channels is dropped, and the process survives',
   await raw.publish('wsx/c/kick', forged({ topic: 'wsx/c/kick', v: 1, frame: '[1]' }))
   await bus.publish('room', 'valid')
   await bus.publishControl('kick', { user: 'mallory' })
-  await waitFor('the valid frame', () => room.frames.length > 0 && kicks.length > 0)
-  await sleep(50)
+  await eventually(() => room.frames.length > 0 && kicks.length > 0, { what: 'the valid frame' })
+  await sleep(50) // real time: what must not arrive would come over Redis, on no clock of ours
   t.same(room.frames, ['valid'], 'only the valid frame was delivered')
   t.same(kicks, [{ user: 'mallory' }], 'only the valid command was delivered')
   t.ok(warnings.includes('wsx bus: dropped a message that was not ours'), 'the drop was logged')
@@ -133,13 +127,13 @@ t.test('garbage PUBLISHed on our channels is dropped, and the process survives',
 t.test('a second process: delivery both ways, and it survives garbage too', async (t) => {
   const redis = await startRedis(t)
   if (!redis) return
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'echo', redis.url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL') })
+  const child = spawn(process.execPath, tsNodeArgs(FIXTURE, 'echo', redis.url), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => stopChild(child))
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d })
   child.stderr.on('data', (d: Buffer) => { stderr += d })
-  await waitFor('child ready', () => stdout.includes('ready') || child.exitCode !== null, 20_000)
+  await eventually(() => ({ stdout, stderr }), (out) => out.stdout.includes('ready') || child.exitCode !== null, { what: 'child ready', timeout: 20_000 })
   t.equal(child.exitCode, null, `child is running ${stderr}`)
 
   const bus = await redisBus(t, redis)
@@ -148,7 +142,7 @@ t.test('a second process: delivery both ways, and it survives garbage too', asyn
   await redis.client().publish('wsx/g/to-child', 'junk')
   await redis.client().publish('wsx/g/to-child', msgpack({ id: 'x', msg: { topic: 'wsx/g/to-child', v: 1, frame: 1 } }))
   await bus.publish('to-child', 'hello')
-  await waitFor('echo', () => back.frames.length > 0)
+  await eventually(() => back.frames, (frames) => frames.length > 0, { what: 'echo' })
   t.same(back.frames, ['echo:hello'])
   t.equal(child.exitCode, null, 'the child survived the garbage')
 })
@@ -167,7 +161,7 @@ t.test('Redis stopped then restarted: publish fails fast, onResync fires once, d
   await bus.subscribe('lobby', lobby.listener)
 
   await redis.stop()
-  await waitFor('bus down', () => !bus.up)
+  await eventually(() => !bus.up, { what: 'bus down' })
   const started = Date.now()
   await t.rejects(bus.publish('room', 'lost'), BusUnavailableError)
   t.ok(Date.now() - started < 100, 'rejected at once, not queued')
@@ -175,15 +169,15 @@ t.test('Redis stopped then restarted: publish fails fast, onResync fires once, d
   t.same(resyncs, [], 'no resync while down')
 
   await redis.restart()
-  await waitFor('resync', () => resyncs.length > 0, 10_000)
+  await eventually(() => resyncs.length, (n) => n > 0, { what: 'resync', timeout: 10_000 })
   t.same(resyncs, [['late', 'lobby', 'room']], 'the groups subscribed at that time')
   t.ok(bus.up)
   await bus.publish('room', 'back')
   await bus.publish('late', 'joined during the outage')
-  await waitFor('delivery after restart', () => room.frames.length > 0 && late.frames.length > 0)
+  await eventually(() => room.frames.length > 0 && late.frames.length > 0, { what: 'delivery after restart' })
   t.same(room.frames, ['back'])
   t.same(late.frames, ['joined during the outage'])
-  await sleep(50)
+  await sleep(50) // real time: a second resync would come from ioredis's reconnect timers
   t.equal(resyncs.length, 1, 'once')
   t.notOk(warnings.includes('wsx bus: subscriber link ready but PING unanswered'), 'the readiness PING works in subscriber mode')
 })
@@ -199,10 +193,10 @@ t.test('CLIENT KILL TYPE pubsub: the dropped subscription is resynced', async (t
   await bus.subscribe('room', room.listener)
   const killed = await redis.client().call('CLIENT', 'KILL', 'TYPE', 'pubsub')
   t.ok(Number(killed) >= 1, `killed ${String(killed)} subscriber(s)`)
-  await waitFor('resync', () => resyncs.length > 0)
+  await eventually(() => resyncs.length, (n) => n > 0, { what: 'resync' })
   t.same(resyncs, [['room']])
   await other.publish('room', 'again')
-  await waitFor('delivery', () => room.frames.length > 0)
+  await eventually(() => room.frames.length, (n) => n > 0, { what: 'delivery' })
   t.same(room.frames, ['again'])
 })
 
@@ -220,7 +214,7 @@ t.test('frozen Redis: publish rejects on its timeout instead of hanging', async 
   t.ok(took >= 250 && took < 1500, `rejected after ${took} ms`)
   redis.thaw()
   await bus.publish('room', 'thawed')
-  await waitFor('delivery after thaw', () => room.frames.includes('thawed'))
+  await eventually(() => room.frames.includes('thawed'), { what: 'delivery after thaw' })
 
   redis.freeze()
   const closing = Date.now()
@@ -240,24 +234,24 @@ t.test('frozen Redis: the link probe marks the bus down, and the thaw ends in on
   await bus.subscribe('room', room.listener)
   redis.freeze()
   t.teardown(() => redis.thaw())
-  await waitFor('bus down while frozen', () => !bus.up)
+  await eventually(() => !bus.up, { what: 'bus down while frozen' })
   t.same(resyncs, [], 'no resync while frozen')
   redis.thaw()
-  await waitFor('resync after thaw', () => resyncs.length > 0)
+  await eventually(() => resyncs.length, (n) => n > 0, { what: 'resync after thaw' })
   t.same(resyncs, [['room']])
   t.ok(bus.up, 'up again')
   await bus.publish('room', 'after')
-  await waitFor('delivery after thaw', () => room.frames.includes('after'))
+  await eventually(() => room.frames.includes('after'), { what: 'delivery after thaw' })
 })
 
 t.test('close() does not hang when Redis is down, even with a subscription queued', async (t) => {
   const redis = await startRedis(t)
   if (!redis?.owned) return
   const bus = new Bus({ emitter: createRedisEmitter(redis.url), ackTimeoutMs: 100, closeTimeoutMs: 300 })
-  await waitFor('bus up', () => bus.up)
+  await eventually(() => bus.up, { what: 'bus up' })
   await bus.subscribe('room', () => {})
   await redis.stop()
-  await waitFor('bus down', () => !bus.up)
+  await eventually(() => !bus.up, { what: 'bus down' })
   await bus.subscribe('queued', () => {}) // sits in the subscriber's offline queue
   const started = Date.now()
   await bus.close()
@@ -271,7 +265,7 @@ t.test('the emitter state has an error listener: a bus that never reached Redis 
   // nothing listens on this port: ECONNREFUSED on every retry
   const emitter = createRedisEmitter({ host: '127.0.0.1', port: 1 })
   const bus = new Bus({ emitter, ackTimeoutMs: 100, closeTimeoutMs: 200 })
-  await sleep(200)
+  await sleep(200) // real time: the refused connections are real, retried on ioredis's timers
   t.notOk(bus.up)
   await t.rejects(bus.publish('room', 'x'), BusUnavailableError)
   await bus.close()
@@ -308,7 +302,7 @@ t.test('createRedis/closeRedis: a store client never hangs, errors never throw',
   const failing = Date.now()
   await t.rejects(store.get('k'), 'with Redis down a command fails at once (no offline queue)')
   t.ok(Date.now() - failing < 100)
-  await waitFor('an error report', () => errors.length > 0)
+  await eventually(() => errors.length, (n) => n > 0, { what: 'an error report' })
   await closeRedis(store, 200)
   await closeRedis(fromOptions, 200)
   await closeRedis(fromOptions, 200) // twice is fine

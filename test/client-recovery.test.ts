@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { createClient, type RecoveryInfo, type WsxClient } from '../client/index.js'
 import { defineRoute, Type, defineChannel, action } from '../index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { waitFor } from './helpers/history.js'
+import { eventually } from './helpers/eventually.js'
 import { baseUrl } from '../testing/index.js'
 
 const feedRoute = defineRoute({
@@ -58,10 +58,10 @@ test('after a dropped connection the client recovers its group and channel, in o
   c.on('recovery', (info) => recoveries.push(info))
   await c.ready()
   await c.subscribe('feed', { topic: 'news' }, (e) => { items.push(e.data.n) })
-  await waitFor('the group answered', () => c.position({ group: 'room:general' }) !== undefined)
+  await eventually(() => c.position({ group: 'room:general' }) !== undefined, { what: 'the group answered' })
   await app.wsx.broadcast('room:general', 'chat.message', { n: 1 })
   await app.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n: 1 })
-  await waitFor('live events', () => messages.length === 1 && items.length === 1)
+  await eventually(() => messages.length === 1 && items.length === 1, { what: 'live events' })
   const before = c.position({ group: 'room:general' })!
   t.equal(before.offset, 1)
 
@@ -72,9 +72,9 @@ test('after a dropped connection the client recovers its group and channel, in o
     await app.wsx.broadcast('room:general', 'chat.message', { n })
     await app.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n })
   }
-  await waitFor('the recovery', () => recoveries.length === 2)
+  await eventually(() => recoveries.length, (n) => n === 2, { what: 'the recovery' })
   await app.wsx.broadcast('room:general', 'chat.message', { n: 52 })
-  await waitFor('everything', () => messages.length === 52 && items.length === 51)
+  await eventually(() => messages.length === 52 && items.length === 51, { what: 'everything' })
   t.strictSame(messages, Array.from({ length: 52 }, (_, i) => i + 1), 'group: every event once, in order')
   t.strictSame(items, Array.from({ length: 51 }, (_, i) => i + 1), 'channel: every event once, in order')
   const byKind = Object.fromEntries(recoveries.map((r) => [r.group ?? r.channel, r]))
@@ -91,18 +91,18 @@ test('too much missed: the client reports recovered: false and keeps receiving l
   const recoveries: RecoveryInfo[] = []
   c.on('chat.message', (m) => messages.push(m.n))
   c.on('recovery', (info) => recoveries.push(info))
-  await waitFor('the group answered', () => c.position({ group: 'tiny:x' }) !== undefined)
+  await eventually(() => c.position({ group: 'tiny:x' }) !== undefined, { what: 'the group answered' })
   await app.wsx.broadcast('tiny:x', 'chat.message', { n: 1 })
-  await waitFor('live', () => messages.length === 1)
+  await eventually(() => messages.length, (n) => n === 1, { what: 'live' })
   const reconnecting = new Promise((resolve) => c.on('reconnecting', resolve))
   dropAll(app)
   await reconnecting
   for (let n = 2; n <= 21; n++) await app.wsx.broadcast('tiny:x', 'chat.message', { n })
-  await waitFor('the recovery answer', () => recoveries.length === 1)
+  await eventually(() => recoveries.length, (n) => n === 1, { what: 'the recovery answer' })
   t.match(recoveries[0], { group: 'tiny:x', recovered: false, offset: 21 })
   t.notOk('from' in recoveries[0]!, 'no position recovered from')
   await app.wsx.broadcast('tiny:x', 'chat.message', { n: 22 })
-  await waitFor('live again', () => messages.includes(22))
+  await eventually(() => messages.includes(22), { what: 'live again' })
   t.strictSame(messages, [1, 22], 'nothing replayed: the app refetches')
   t.strictSame(c.position({ group: 'tiny:x' })?.offset, 22)
 })
@@ -116,7 +116,7 @@ test('recent: a fresh client shows the newest events of its group', async (t) =>
   const recoveries: RecoveryInfo[] = []
   c.on('chat.message', (m) => messages.push(m.n))
   c.on('recovery', (info) => recoveries.push(info))
-  await waitFor('recent events', () => messages.length === 10)
+  await eventually(() => messages.length, (n) => n === 10, { what: 'recent events' })
   t.strictSame(messages, [21, 22, 23, 24, 25, 26, 27, 28, 29, 30])
   t.strictSame(recoveries, [], 'a fresh start is not a recovery')
   t.throws(() => createClient(url, { recent: 0, WebSocket: WebSocket as never }), TypeError)

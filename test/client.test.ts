@@ -10,6 +10,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { backoffDelay, createClient, WsxClientError, type ClientOptions, type WsxClient } from '../client/index.js'
 import { chatRoute } from './fixtures/client-route.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 
 type Frame = Record<string, any>
 /** What the helpers need of a tap test. */
@@ -286,6 +287,7 @@ t.test('close(): pending requests reject with closed, and the client stays close
   await peer.closed
   t.match(await client.request('chat.whoami').catch((e: unknown) => e), { code: 'closed' })
   t.match(await client.connect().catch((e: unknown) => e), { code: 'closed' })
+  // real time: a reconnect would be a real connection, which a fake tick could not wait for
   await sleep(60)
   t.equal(server.peers.length, 1, 'no reconnect after close()')
 })
@@ -362,7 +364,7 @@ t.test('no automatic reconnect after 4401, 4403 and 4408; connect() or authorize
       t.equal(client.state, 'stopped')
       t.match(await client.ready().catch((e: unknown) => e), { code: 'closed', closeCode: code }, 'ready() reports the stop')
       t.match(await client.request('chat.whoami').catch((e: unknown) => e), { code: 'closed' }, 'requests fail fast while stopped')
-      await sleep(100) // five times the reconnect delay
+      await sleep(100) // five times the reconnect delay (real time: a reconnect is a real connection)
       t.equal(server.peers.length, 1, 'did not reconnect')
 
       // resume: with new credentials, or explicitly
@@ -511,11 +513,11 @@ t.test('a slow token provider never sends an old connection\'s handshake on a ne
   const client = connect(t, server.url, { token: () => new Promise<string>((resolve) => releases.push(resolve)) })
   const p1 = await server.nextPeer()
   p1.handshake()
-  while (releases.length < 1) await sleep(5)
+  await eventually(() => releases.length, (n) => n >= 1, { what: 'the first token request', interval: 5 })
   p1.ws.close(1001)
   const p2 = await server.nextPeer()
   p2.handshake()
-  while (releases.length < 2) await sleep(5)
+  await eventually(() => releases.length, (n) => n >= 2, { what: 'the second token request', interval: 5 })
   releases[0]?.('stale')
   releases[1]?.('fresh')
   const frame = await p2.next()

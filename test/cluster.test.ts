@@ -50,7 +50,7 @@ async function twoInstances (t: Test) {
   const bob = await connect(b, '/ws/general', { token: tokenFor(b, 'bob') })
   await alice.next('socket.authorized')
   await bob.next('socket.authorized')
-  await sleep(100) // both instances subscribed to room:general
+  await sleep(100) // both instances subscribed to room:general (real time: Redis does not tell us)
   return { redis, a, b, alice, bob }
 }
 
@@ -63,7 +63,7 @@ test('two instances on one Redis act as one server', async (t) => {
     t.match(await alice.request('chat.send', { text: 'hello' }), { ok: true })
     t.strictSame(await bob.next('chat.message'), { action: 'chat.message', data: { user: 'alice', text: 'hello' } })
     t.strictSame(await alice.next('chat.message'), { action: 'chat.message', data: { user: 'alice', text: 'hello' } })
-    await sleep(100)
+    await sleep(100) // real time: what must not arrive would come over Redis, on no clock of ours
     t.equal(bob.frames.filter((f) => f.action === 'chat.message').length, 1, 'no duplicate delivery')
   })
 
@@ -77,7 +77,7 @@ test('two instances on one Redis act as one server', async (t) => {
 
   t.test('channel events published on one instance reach subscribers on the other', async (t) => {
     t.match(await bob.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' } }), { ok: true })
-    await sleep(100)
+    await sleep(100) // real time: the other instance's Redis subscription is not acknowledged to us
     await a.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n: 1 })
     t.strictSame(await bob.next('feed.item'), { action: 'feed.item', channel: 'feed', params: { topic: 'news' }, data: { n: 1 } })
   })
@@ -150,7 +150,7 @@ test('a Redis outage crashes nothing and ends in socket.resync, then delivery re
 
   t.match(await bob.next('socket.resync', 10_000), { action: 'socket.resync', data: { groups: ['room:general'] } })
   t.match(await alice.next('socket.resync', 10_000), { action: 'socket.resync', data: { groups: ['room:general'] } })
-  await sleep(200)
+  await sleep(200) // real time: the resubscription after the resync happens on real Redis links
   t.match(await alice.request('chat.send', { text: 'after' }), { ok: true })
   t.match(await bob.next((f) => f.action === 'chat.message' && (f.data as { text: string }).text === 'after', 5000), { data: { text: 'after' } })
 })
@@ -177,7 +177,7 @@ test('with Redis stopped or frozen, throttled actions fail closed: throttled, qu
   t.ok((down.error?.retry_after ?? 0) >= 1)
   t.ok(Date.now() - started < 2500, `answered in ${Date.now() - started} ms`)
   await redis.restart()
-  await sleep(500)
+  await sleep(500) // real time: a real redis-server restart, and ioredis's own reconnect schedule
 
   redis.freeze()
   t.teardown(() => redis.thaw())

@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectUrl, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
+import { uncoveredEnv } from './helpers/ts-child.js'
+import { waitForHealth } from './helpers/demo-process.js'
 
 interface Started {
   proc: ChildProcess
@@ -20,25 +22,14 @@ interface Started {
   exited: Promise<void>
 }
 
-/** Polls /health until the demo answers (or the process died). */
-async function waitForHealth (port: number, proc: ChildProcess, output: () => string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return
-    } catch {}
-    if (proc.exitCode !== null || proc.signalCode !== null) break
-    await sleep(100)
-  }
-  throw new Error(`the demo did not answer /health:\n${output()}`)
-}
-
 /** Starts `command args` in a new process group (as a shell would), killed by group at teardown. */
 async function startGroup (t: Test, command: string, args: string[], env: Record<string, string> = {}): Promise<Started> {
   const port = await freePort()
   let out = ''
   const proc = spawn(command, args, {
     detached: true,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WSX_DEMO_CONNECT_LIMIT: '100000', ...env },
+    // started as people start it (tsx), so its coverage cannot merge with the tests': not recorded
+    env: { ...process.env, ...uncoveredEnv, PORT: String(port), HOST: '127.0.0.1', WSX_DEMO_CONNECT_LIMIT: '100000', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   proc.stdout?.on('data', (d: Buffer) => { out += d.toString() })
@@ -51,7 +42,7 @@ async function startGroup (t: Test, command: string, args: string[], env: Record
       await exited
     }
   })
-  await waitForHealth(port, proc, () => out)
+  await waitForHealth(`http://127.0.0.1:${port}`, proc, () => out, 60_000)
   return { proc, port, output: () => out, exited }
 }
 
@@ -91,7 +82,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const clients = await clientsOf(demo.port)
     const codes = Promise.all(clients.map((c) => c.closed(20_000).then((info) => info.code)))
     process.kill(-demo.proc.pid!, signal)
-    // a second Ctrl-C (or a supervisor's repeat) during the drain
+    // a second Ctrl-C (or a supervisor's repeat) during the drain (real time: another process)
     await sleep(150)
     process.kill(-demo.proc.pid!, signal)
     const seen = await codes

@@ -4,6 +4,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, type TestClient } from '../testing/index.js'
 import { action, Type, type WsxHook } from '../index.js'
 
@@ -84,7 +85,7 @@ t.test('a prefixed scope: decorators as `this`, hooks at the upgrade, siblings u
     t.equal(thisSeen[where]?.db?.name, 'tenant-db', `\`this\` in ${where} is the encapsulated instance`)
   }
   await c.close()
-  for (let i = 0; i < 50 && lifecycle.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await eventually(() => lifecycle, (seen) => seen.length >= 3, { what: 'the three lifecycle hooks' })
   t.same(lifecycle, ['connect /tenant/ws/:room', 'authenticated alice', 'disconnect 1000'], 'route hooks run with the connection')
 
   const s = await connect(app, '/open/ws/r1', { token })

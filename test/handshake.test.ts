@@ -7,6 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
+import { fakeClock } from './helpers/fake-clock.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, type TestClient } from '../testing/index.js'
 import { action, handshakeOnly, Type } from '../index.js'
 import type { HandshakeOptions, RouteOptions } from '../types/options.js'
@@ -104,7 +106,8 @@ t.test('authentication_failed with attempts_left, 4408, and a lock that survives
   t.match(await b.request('chat.send', { text: 'x' }), { error: notAuthenticated }, 'and stays unauthenticated')
   t.same(spy.calls, [], 'nothing reached a handler')
 
-  await sleep(1100)
+  // the lock ends on Date.now(): move past it instead of waiting 1 s
+  fakeClock(t).tick(1100)
   t.match(await b.authorize(tokenFor(app, 'alice')), { action: 'socket.authorized', data: { via: 'authorize' } }, 'once the lock ends a valid token works')
   t.match(await b.request('chat.send', { text: 'x' }), { ok: true })
   t.match(await b.request('socket.authorize', { token: 'bad' }), { ok: false, error: { code: 'authentication_failed', attempts_left: 2 } },
@@ -115,23 +118,33 @@ t.test('authentication_failed with attempts_left, 4408, and a lock that survives
 t.test('handshake timeout: close 4401 whether or not the client sends anything', async (t) => {
   const spy: Spy = { calls: [] }
   const app = await appWith(t, spy, { timeoutSeconds: 1 })
+  // the timeout is a server timer armed at the connection: on the fake clock it fires when
+  // the test moves time, so "at the timeout" is exact (open at 999 ms, closed at 1000 ms)
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const silent = await connect(app, '/ws')
   const chatty = await connect(app, '/ws')
   const done = await connect(app, '/ws')
   t.teardown(() => done.close())
+  // each handshake frame is sent as its timer is armed: every timer started at the same instant
+  await silent.next('socket.handshake')
+  await chatty.next('socket.handshake')
   t.match(await done.next(), { action: 'socket.handshake', data: { timeout_seconds: 1 } })
   t.match(await done.authorize(tokenFor(app, 'alice')), { action: 'socket.authorized' })
-  const started = Date.now()
-  const pinging = setInterval(() => { if (chatty.isOpen) chatty.send({ action: 'socket.ping' }) }, 100)
-  t.teardown(() => clearInterval(pinging))
-  const [s, c] = await Promise.all([silent.closed(3000), chatty.closed(3000)])
-  clearInterval(pinging)
-  const took = Date.now() - started
+  // the chatty client pings every 100 ms; each is answered, so the server has seen it
+  for (let ms = 100; ms < 1000; ms += 100) {
+    await clock.tickAsync(100)
+    await chatty.request('socket.ping')
+  }
+  await clock.tickAsync(99)
+  t.ok(silent.isOpen && chatty.isOpen, 'both still open 1 ms before the timeout')
+  await clock.tickAsync(1)
+  // the close frames travel on real sockets: wait for them on the real clock
+  await eventually(() => !silent.isOpen && !chatty.isOpen, { what: 'both to close at the timeout', timeout: 2000 })
+  const [s, c] = await Promise.all([silent.closed(), chatty.closed()])
   t.equal(s.code, 4401, 'the silent client')
   t.equal(c.code, 4401, 'the client that kept pinging')
-  t.ok(took >= 800 && took < 2000, `closed at the timeout (${took} ms)`)
   t.same(silent.frames.map((f) => f.action), ['socket.handshake'], 'no frame besides the handshake: just the close')
-  await sleep(300)
+  await clock.tickAsync(300)
   t.ok(done.isOpen, 'an authenticated connection is not affected')
   t.match(await done.request('chat.send', { text: 'x' }), { ok: true })
 })
@@ -141,10 +154,12 @@ t.test('a public-only route without strategies has no handshake and no timeout',
   app.register(async (scope) => {
     scope.wsx.route({ url: '/ws/public', actions: { 'public.ping': action({ public: true, handler: async () => ({ pong: 1 }) }) } })
   })
+  // a handshake timer would be armed at the connection: on the fake clock, past its time
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const c = await connect(app, '/ws/public')
   t.teardown(() => c.close())
   t.strictSame(await c.next(), { action: 'socket.authorized', data: { authenticated: false, via: null } })
-  await sleep(1200)
+  await clock.tickAsync(1200)
   t.ok(c.isOpen, 'still open past the handshake timeout')
   t.match(await c.request('public.ping'), { ok: true, data: { pong: 1 } })
 })
@@ -242,6 +257,8 @@ t.test('token expiry: socket.expired, refresh in the grace window, another user 
   t.equal((await lapsing.closed(2500)).code, 4401, 'no refresh: close 4401 after the grace')
   t.strictSame(pinned.frames[1], { action: 'socket.expired', data: { grace_seconds: 0 } }, 'handshake: false: socket.expired with no grace')
   t.equal((await pinned.closed(500)).code, 4401, 'then 4401 at once')
+  // real time: expiry is checked by an interval the app starts at boot, against JWT exp in
+  // whole seconds; faking it would mean faking every timer of the app's boot
   await sleep(300)
   t.ok(refresher.isOpen, 'the refreshed connection outlived its old grace window')
   t.equal(spy.calls.filter((x) => x.action === 'chat.send').length, 2, 'chat.send ran only with a valid identity')

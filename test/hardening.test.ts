@@ -12,20 +12,12 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import { WebSocket } from 'ws'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { createClient } from '../client/index.js'
 import wsx, { action, defineChannel, Type } from '../index.js'
 import type { Connection } from '../lib/connection/connection.js'
 import type { WsxPluginOptions } from '../types/options.js'
-
-/** Polls `check` every 10 ms, at most `tries` times; true once it held. */
-async function eventually (check: () => boolean, tries = 500): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (check()) return true
-    await sleep(10)
-  }
-  return check()
-}
 
 /** A masked client frame (text by default) of any length, as a browser would send it. */
 function clientFrame (payload: Buffer, opcode = 0x1): Buffer {
@@ -104,7 +96,7 @@ t.test('1: a low-level peer that writes and never reads is closed; the server ne
   let peak = 0
   let sentBytes = 0
   const serverSocket = () => [...app.websocketServer.clients][0]
-  t.ok(await eventually(() => serverSocket()?.readyState === WebSocket.OPEN))
+  await t.resolves(eventually(() => serverSocket()?.readyState, (state) => state === WebSocket.OPEN, { what: 'the server side to open' }), 'the server side is open')
   while (serverSocket()?.readyState === WebSocket.OPEN && sentBytes < 64 * 1024 * 1024) {
     if (!sock.write(frame)) await Promise.race([new Promise((resolve) => sock.once('drain', resolve)), sleep(50)])
     sentBytes += frame.length
@@ -112,7 +104,7 @@ t.test('1: a low-level peer that writes and never reads is closed; the server ne
     await sleep(0)
   }
   t.ok(sentBytes < 64 * 1024 * 1024, `the server closed the socket after ${sentBytes} bytes sent, well before 64 MB`)
-  t.ok(await eventually(() => app.websocketServer.clients.size === 0), 'and dropped it once its close frame could not get through')
+  await t.resolves(eventually(() => app.websocketServer.clients.size, (size) => size === 0, { what: 'the socket to be dropped' }), 'and dropped it once its close frame could not get through')
   // the check runs before each write, so one echo may land past the cap, never more
   t.ok(peak <= maxBufferedBytes + 2 * 100 * 1024 + 1024, `the server-side backlog peaked at ${peak} bytes`)
   t.equal(app.wsx.stats().connections.open, 0, 'and no longer counts it')
@@ -136,7 +128,7 @@ t.test('1: unread inbound frames on a low-level socket are bounded in bytes (max
   // 20 frames of 60 KB: far below the message cap (256), over 512 KiB of bytes
   for (let i = 0; i < 20 && c.isOpen; i++) c.sendRaw(chunk)
   t.strictSame(await c.closed(), { code: 1013, reason: 'Too many unread messages' })
-  t.ok(await eventually(() => handlerSaw !== 0), 'the handler learned the socket closed')
+  await t.resolves(eventually(() => handlerSaw, (code) => code !== 0, { what: 'the handler to see the close' }), 'the handler learned the socket closed')
 })
 
 t.test('1: the unread-bytes count of a low-level socket does not drift with non-ASCII text', async (t) => {
@@ -202,7 +194,7 @@ t.test('2: the heartbeat reaps a low-level peer that never answers pings, and ke
   t.teardown(() => polite.close())
   let gone = false
   mute.closed.then(() => { gone = true }, () => {})
-  t.ok(await eventually(() => gone), 'the mute peer was terminated')
+  await t.resolves(eventually(() => gone, { what: 'the mute peer to be terminated' }), 'the mute peer was terminated')
   t.ok(polite.isOpen, 'the polite one stays')
   polite.sendRaw('hi')
   t.strictSame(await polite.next(), { text: 'Echo: hi' })

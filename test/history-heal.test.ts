@@ -8,7 +8,8 @@ import { Bus } from '../lib/broadcast/bus.js'
 import { GroupRegistry, type Member } from '../lib/broadcast/groups.js'
 import { MemoryHistory, compileHistory } from '../lib/broadcast/history.js'
 import { historyHead } from '../lib/connection/envelope.js'
-import { waitFor } from './helpers/history.js'
+import { eventually } from './helpers/eventually.js'
+import { fakeClock } from './helpers/fake-clock.js'
 
 function setup (t: { teardown (fn: () => unknown): void }) {
   const bus = new Bus()
@@ -37,7 +38,7 @@ test('a hole in the offsets is filled from the history, in order, before later e
   await publish(3)
   await publish(4)
   await publish(5)
-  await waitFor('every event', () => got.length >= 5)
+  await eventually(() => got.length, (n) => n >= 5, { what: 'every event' })
   t.strictSame(got, [1, 2, 3, 4, 5])
   t.strictSame(lost, [], 'nothing reported: the history covered it')
 })
@@ -49,8 +50,8 @@ test('a hole larger than the history is reported once; the live events keep flow
   for (let n = 2; n <= 12; n++) dropped.add(n)
   for (let n = 2; n <= 13; n++) await publish(n)
   await publish(14)
-  await waitFor('the report', () => lost.length > 0)
-  await waitFor('live events', () => got.includes(14))
+  await eventually(() => lost.length, (n) => n > 0, { what: 'the report' })
+  await eventually(() => got.includes(14), { what: 'live events' })
   t.strictSame(lost, [['g']])
   t.strictSame(got, [1, 13, 14], 'the triggering event and later ones still go out')
 })
@@ -63,20 +64,24 @@ test('after an outage, healAll heals history groups and returns the others', asy
   await publish(1)
   dropped.add(2)
   await publish(2)
-  await waitFor('first', () => got.length === 1)
+  await eventually(() => got.length, (n) => n === 1, { what: 'first' })
   t.strictSame(registry.healAll(['g', 'plain', 'unknown']), ['plain'])
-  await waitFor('healed', () => got.length === 2)
+  await eventually(() => got.length, (n) => n === 2, { what: 'healed' })
   t.strictSame(got, [1, 2])
 })
 
 test('in memory, events expire ttl after the last one; the epoch and offsets stay', async (t) => {
+  const clock = fakeClock(t) // events expire on Date.now(): the test moves it past the ttl
   const store = new MemoryHistory(async () => {})
   t.teardown(() => store.close())
   const cfg = compileHistory({ size: 10, ttl: 100 }, 'test')
   const first = await store.publish('g', cfg, historyHead('e', {}, { group: 'g' }))
   await store.publish('g', cfg, historyHead('e', {}, { group: 'g' }))
   t.match(await store.read('g', cfg, 0, 10), { epoch: first.epoch, top: 2, events: [{ offset: 1 }, { offset: 2 }] })
-  await new Promise((resolve) => setTimeout(resolve, 150))
-  t.match(await store.read('g', cfg, 0, 10), { epoch: first.epoch, top: 2, events: [] }, 'expired events are gone')
+  clock.tick(150)
+  const expired = await store.read('g', cfg, 0, 10)
+  t.match(expired, { epoch: first.epoch, top: 2 })
+  // (t.match with `events: []` would accept any array)
+  t.strictSame(expired.events, [], 'expired events are gone')
   t.match(await store.publish('g', cfg, historyHead('e', {}, { group: 'g' })), { epoch: first.epoch, offset: 3 }, 'offsets go on')
 })

@@ -5,7 +5,8 @@
 import { test, type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
-import { chatFrames, historyApp, joinRoom, resetConnection, waitFor } from './helpers/history.js'
+import { chatFrames, historyApp, joinRoom, resetConnection } from './helpers/history.js'
+import { eventually } from './helpers/eventually.js'
 import type { TestClient } from '../testing/index.js'
 
 async function instances (t: Test, n: number): Promise<{ redis: RedisHandle, apps: FastifyInstance[] } | null> {
@@ -22,19 +23,19 @@ async function dropAndRecover (t: Test, publisher: FastifyInstance, first: Fasti
   const last = await alice.next('chat.message', 5000)
   const position = { offset: last.offset as number, epoch: last.epoch as string }
   resetConnection(alice)
-  await waitFor('the reset', () => ![...first.wsx.connections].some((c) => c.user !== null && (c.user as { sub: string }).sub === 'alice'))
+  await eventually(() => ![...first.wsx.connections].some((c) => c.user !== null && (c.user as { sub: string }).sub === 'alice'), { what: 'the reset' })
   for (let n = 1; n <= 50; n++) await publisher.wsx.broadcast('room:general', 'chat.message', { n })
 
   const { client, reply } = await joinRoom(second, '/ws/room/general', 'alice', position)
   t.match(reply, { ok: true, data: { group: 'room:general', recovered: true, offset: position.offset + 50, epoch: position.epoch } })
-  await waitFor('the replay', () => chatFrames(client).length >= 50)
+  await eventually(() => chatFrames(client).length, (n) => n >= 50, { what: 'the replay' })
   await publisher.wsx.broadcast('room:general', 'chat.message', { n: 51 })
-  await waitFor('the live event', () => chatFrames(client).length >= 51)
+  await eventually(() => chatFrames(client).length, (n) => n >= 51, { what: 'the live event' })
   const got = chatFrames(client)
   t.strictSame(got.map((f) => (f.data as { n: number }).n), Array.from({ length: 51 }, (_, i) => i + 1), 'exactly the 50 missed, in order, then live')
   t.strictSame(got.map((f) => f.offset), Array.from({ length: 51 }, (_, i) => position.offset + 1 + i))
   if (watcher) {
-    await waitFor('the watcher', () => chatFrames(watcher).length >= 52)
+    await eventually(() => chatFrames(watcher).length, (n) => n >= 52, { what: 'the watcher' })
     t.strictSame(chatFrames(watcher).map((f) => f.offset), Array.from({ length: 52 }, (_, i) => i + 1), 'a member on the other instance saw every offset once, in order')
   }
 }
@@ -87,12 +88,9 @@ test('Redis restart without persistence: a new epoch, socket.resync, and old pos
   await redis.restart()
   t.match(await alice.next('socket.resync', 15_000), { data: { groups: ['room:general'] } })
   t.match(await bob.next('socket.resync', 15_000), { data: { groups: ['room:general'] } })
-  await waitFor('both buses up', () => a.wsx.stats().bus.up && b.wsx.stats().bus.up, 15_000)
-  let sent = false
-  for (let i = 0; i < 100 && !sent; i++) {
-    sent = await a.wsx.broadcast('room:general', 'chat.message', { n: 2 }).then(() => true, () => false)
-    if (!sent) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await eventually(() => a.wsx.stats().bus.up && b.wsx.stats().bus.up, { what: 'both buses up', timeout: 15_000 })
+  // refused until the history store is reachable again
+  await eventually(() => a.wsx.broadcast('room:general', 'chat.message', { n: 2 }).then(() => true), { what: 'a broadcast to be accepted', timeout: 15_000, interval: 100 })
   const after = await bob.next('chat.message', 5000)
   t.not(after.epoch, before, 'the epoch changed')
   t.equal(after.offset, 1, 'offsets start again')
@@ -108,7 +106,7 @@ async function twoMembers (t: Test) {
   const { client: alice } = await joinRoom(a, '/ws/room/general', 'alice')
   const { client: bob } = await joinRoom(b, '/ws/room/general', 'bob')
   for (let n = 1; n <= 5; n++) await a.wsx.broadcast('room:general', 'chat.message', { n })
-  await waitFor('the first events', () => chatFrames(alice).length === 5 && chatFrames(bob).length === 5)
+  await eventually(() => chatFrames(alice).length === 5 && chatFrames(bob).length === 5, { what: 'the first events' })
   return { ...setup, a, b, alice, bob }
 }
 
@@ -126,10 +124,10 @@ test('Redis: subscriber links killed while events are published heal from the hi
   await redis.client().client('KILL', 'TYPE', 'pubsub')
   // published while both instances' subscriber links are down: stored, not received
   for (let n = 6; n <= 25; n++) await a.wsx.broadcast('room:general', 'chat.message', { n })
-  await waitFor('healed', () => chatFrames(alice).length >= 25 && chatFrames(bob).length >= 25, 15_000)
-  await waitFor('both buses up', () => a.wsx.stats().bus.up && b.wsx.stats().bus.up, 15_000)
+  await eventually(() => chatFrames(alice).length >= 25 && chatFrames(bob).length >= 25, { what: 'healed', timeout: 15_000 })
+  await eventually(() => a.wsx.stats().bus.up && b.wsx.stats().bus.up, { what: 'both buses up', timeout: 15_000 })
   await a.wsx.broadcast('room:general', 'chat.message', { n: 26 })
-  await waitFor('live again', () => chatFrames(alice).length >= 26 && chatFrames(bob).length >= 26)
+  await eventually(() => chatFrames(alice).length >= 26 && chatFrames(bob).length >= 26, { what: 'live again' })
   assertHealed(t, [alice, bob], 26)
 })
 
@@ -141,18 +139,16 @@ test('Redis: a frozen Redis (an outage shorter than the history) heals with no s
   redis.freeze()
   // publishes fail or time out while frozen; a timed-out one may still run at the thaw
   const during = Promise.allSettled([6, 7, 8].map((n) => a.wsx.broadcast('room:general', 'chat.message', { n })))
-  await waitFor('the probe to see the outage', () => !a.wsx.stats().bus.up && !b.wsx.stats().bus.up, 15_000)
+  await eventually(() => !a.wsx.stats().bus.up && !b.wsx.stats().bus.up, { what: 'the probe to see the outage', timeout: 15_000 })
   redis.thaw()
   await during
-  await waitFor('both buses up', () => a.wsx.stats().bus.up && b.wsx.stats().bus.up, 15_000)
-  for (let i = 0; i < 100; i++) {
-    if (await a.wsx.broadcast('room:general', 'chat.message', { n: 100 + i }).then(() => true, () => false)) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await eventually(() => a.wsx.stats().bus.up && b.wsx.stats().bus.up, { what: 'both buses up', timeout: 15_000 })
+  let n = 100
+  await eventually(() => a.wsx.broadcast('room:general', 'chat.message', { n: n++ }).then(() => true), { what: 'a broadcast to be accepted', timeout: 15_000, interval: 100 })
   const top = async () => Number(await redis.client().hget('histtest:{room:general}:m', 'top'))
   const last = await top()
-  await waitFor('every stored event delivered', () => chatFrames(alice).length >= last && chatFrames(bob).length >= last, 15_000)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await eventually(() => chatFrames(alice).length >= last && chatFrames(bob).length >= last, { what: 'every stored event delivered', timeout: 15_000 })
+  await new Promise((resolve) => setTimeout(resolve, 300)) // real time: what must not arrive would come over Redis, on no clock of ours
   assertHealed(t, [alice, bob], last)
 })
 
@@ -171,7 +167,7 @@ test('Redis, two instances: a channel subscription recovers on the other instanc
   const { client } = await joinRoom(b, '/ws/room/general', 'alice')
   t.match(await client.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' }, recover: { offset: 1, epoch: item.epoch } }),
     { ok: true, data: { subscribed: true, recovered: true, offset: 6, epoch: item.epoch } })
-  await waitFor('replay', () => client.frames.filter((f) => f.action === 'feed.item').length >= 5)
+  await eventually(() => client.frames.filter((f) => f.action === 'feed.item').length >= 5, { what: 'replay' })
   t.strictSame(client.frames.filter((f) => f.action === 'feed.item').map((f) => f.offset), [2, 3, 4, 5, 6])
 })
 

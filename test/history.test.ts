@@ -5,7 +5,9 @@ import { test } from 'tap'
 import { Type, action, defineChannel } from '../index.js'
 import { connect } from '../testing/index.js'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
-import { chatFrames, historyApp, joinRoom, resetConnection, waitFor } from './helpers/history.js'
+import { chatFrames, historyApp, joinRoom, resetConnection } from './helpers/history.js'
+import { eventually } from './helpers/eventually.js'
+import { fakeClock } from './helpers/fake-clock.js'
 
 test('events of a history group carry group, offset and epoch', async (t) => {
   const app = await historyApp(t)
@@ -26,14 +28,14 @@ test('a client dropped by a TCP reset recovers exactly the 50 events it missed, 
   const last = await first.next('chat.message')
   const position = { offset: last.offset as number, epoch: last.epoch as string }
   resetConnection(first)
-  await waitFor('the server to see the reset', () => app.wsx.connections.size === 0)
+  await eventually(() => app.wsx.connections.size === 0, { what: 'the server to see the reset' })
   for (let n = 1; n <= 50; n++) await app.wsx.broadcast('room:general', 'chat.message', { n })
 
   const { client, reply } = await joinRoom(app, '/ws/room/general', 'alice', position)
   t.match(reply, { ok: true, data: { group: 'room:general', recovered: true, offset: 51, epoch: position.epoch } })
-  await waitFor('the replay', () => chatFrames(client).length >= 50)
+  await eventually(() => chatFrames(client).length, (n) => n >= 50, { what: 'the replay' })
   await app.wsx.broadcast('room:general', 'chat.message', { n: 51 })
-  await waitFor('the live event', () => chatFrames(client).length >= 51)
+  await eventually(() => chatFrames(client).length, (n) => n >= 51, { what: 'the live event' })
   const got = chatFrames(client)
   t.strictSame(got.map((f) => (f.data as { n: number }).n), Array.from({ length: 51 }, (_, i) => i + 1), 'exactly the missed events, in order, then the live one')
   t.strictSame(got.map((f) => f.offset), Array.from({ length: 51 }, (_, i) => i + 2))
@@ -53,7 +55,7 @@ test('live events published during the recovery are neither lost, duplicated nor
   const reply = await client.request('group.recover', { group: 'room:busy', offset: 5, epoch })
   await publishing
   t.match(reply, { ok: true, data: { recovered: true } })
-  await waitFor('every event', () => chatFrames(client).length >= 55)
+  await eventually(() => chatFrames(client).length, (n) => n >= 55, { what: 'every event' })
   t.strictSame(chatFrames(client).map((f) => f.offset), Array.from({ length: 55 }, (_, i) => i + 6))
 })
 
@@ -83,16 +85,24 @@ test('`last` replays the newest events (a page reload shows recent messages)', a
   await client.next('group.joined')
   const reply = await client.request('group.recover', { group: 'room:lobby', last: 5 })
   t.strictSame(reply.data, { group: 'room:lobby', epoch: (reply.data as { epoch: string }).epoch, offset: 30 })
-  await waitFor('replay', () => chatFrames(client).length >= 5)
+  await eventually(() => chatFrames(client).length, (n) => n >= 5, { what: 'replay' })
   t.strictSame(chatFrames(client).map((f) => (f.data as { n: number }).n), [26, 27, 28, 29, 30])
 })
 
 test('a client that never answers group.joined gets live events after holdMs', async (t) => {
   const app = await historyApp(t)
+  // the hold is a server timer armed at the join: on the fake clock it ends when the test
+  // moves time past holdMs (1000 ms by default), not after a wall-clock wait
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   const client = await connect(app, '/ws/room/quiet', { token: tokenFor(app, 'alice') })
   await client.next('group.joined')
   await app.wsx.broadcast('room:quiet', 'chat.message', { n: 1 })
-  t.match(await client.next('chat.message', 5000), { data: { n: 1 }, offset: 1 })
+  await clock.tickAsync(999)
+  await client.request('socket.ping') // a round trip: a released frame would be here by now
+  t.equal(chatFrames(client).length, 0, 'held until holdMs')
+  await clock.tickAsync(1)
+  await eventually(() => chatFrames(client).length, (n) => n > 0, { what: 'the held event', timeout: 5000 })
+  t.match(await client.next('chat.message'), { data: { n: 1 }, offset: 1 })
   t.match(await client.request('group.recover', { group: 'room:quiet', offset: 0, epoch: 'x' }), { ok: true, data: { recovered: false } },
     'too late to recover without reordering: the client refetches')
 })
@@ -107,13 +117,13 @@ test('channel.subscribe with recover replays a channel subscription', async (t) 
   const item = await first.next('feed.item')
   t.match(item, { channel: 'feed', params: { topic: 'news' }, data: { n: 1 }, offset: 1 })
   resetConnection(first)
-  await waitFor('the reset', () => app.wsx.connections.size === 0)
+  await eventually(() => app.wsx.connections.size === 0, { what: 'the reset' })
   for (let n = 2; n <= 11; n++) await app.wsx.publish('feed', { topic: 'news' }, 'feed.item', { n })
 
   const { client } = await joinRoom(app, '/ws/room/general', 'alice')
   const again = await client.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' }, recover: { offset: 1, epoch: item.epoch } })
   t.match(again, { ok: true, data: { subscribed: true, recovered: true, offset: 11 } })
-  await waitFor('replay', () => client.frames.filter((f) => f.action === 'feed.item').length >= 10)
+  await eventually(() => client.frames.filter((f) => f.action === 'feed.item').length >= 10, { what: 'replay' })
   t.strictSame(client.frames.filter((f) => f.action === 'feed.item').map((f) => (f.data as { n: number }).n), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
 
   const plain = await client.request('channel.subscribe', { channel: 'plain', params: { topic: 'x' }, recover: { offset: 1, epoch: 'e' } })
@@ -133,7 +143,7 @@ test('the replay is bounded by maxReplayBytes: too much to replay answers recove
   t.match(reply.data, { recovered: false, offset: 10 })
   const { reply: fits, client } = await joinRoom(app, '/ws/big', 'alice', { offset: 7, epoch })
   t.match(fits.data, { recovered: true, offset: 10 })
-  await waitFor('replay', () => client.frames.filter((f) => f.action === 'blob').length >= 3)
+  await eventually(() => client.frames.filter((f) => f.action === 'blob').length >= 3, { what: 'replay' })
 })
 
 test('bad recovery requests get coded errors and lose nothing', async (t) => {
@@ -197,11 +207,14 @@ test('leaving a group while its frames are held drops them', async (t) => {
   await app.ready()
   const client = await connect(app, '/ws', { token: tokenFor(app, 'alice') })
   await client.next('socket.authorized')
+  // the hold's timer is armed at the join, on the fake clock: the test moves time past holdMs
+  const clock = fakeClock(t, ['setTimeout', 'clearTimeout'])
   t.match(await client.request('room.join'), { ok: true })
   t.match(await client.next('group.joined'), { data: { group: 'room:x', offset: 0 } })
   await app.wsx.broadcast('room:x', 'chat.message', { n: 1 })
   t.match(await client.request('room.leave'), { ok: true })
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await clock.tickAsync(500)
+  await client.request('socket.ping') // a round trip: a released frame would be here by now
   t.equal(client.frames.filter((f) => f.action === 'chat.message').length, 0, 'the held event of a left group is not sent')
   t.match(await client.request('room.join'), { ok: true })
   await client.next('group.joined')

@@ -9,27 +9,20 @@ import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectUrl, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { freePort } from './helpers/redis.js'
+import { stopChild, tsNodeArgs } from './helpers/ts-child.js'
+import { eventually } from './helpers/eventually.js'
 
 const behaviours = ['sync-throw', 'throw-string', 'throw-null', 'throw-undefined', 'reject', 'reject-non-error', 'done-twice',
   'done-ok-then-error', 'done-never', 'raw-write', 'raw-write-then-done', 'send-twice', 'throw-after-done']
 
 const port = await freePort()
 let out = ''
-const proc = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/hostile-server.ts', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] })
+const proc = spawn(process.execPath, tsNodeArgs('test/fixtures/hostile-server.ts', String(port)), { stdio: ['ignore', 'pipe', 'pipe'] })
 proc.stdout.on('data', (d: Buffer) => { out += d.toString() })
 proc.stderr.on('data', (d: Buffer) => { out += d.toString() })
-const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-t.teardown(async () => {
-  if (proc.exitCode === null) {
-    proc.kill('SIGKILL')
-    await exited
-  }
-})
-const until = Date.now() + 30_000
-while (!out.includes('ready')) {
-  if (proc.exitCode !== null || Date.now() > until) throw new Error(`the hostile server did not start:\n${out}`)
-  await sleep(50)
-}
+t.teardown(() => stopChild(proc))
+await eventually(() => out, (text) => text.includes('ready') || proc.exitCode !== null, { what: 'the hostile server to start', timeout: 30_000, interval: 50 })
+if (proc.exitCode !== null) throw new Error(`the hostile server exited (${proc.exitCode}):\n${out}`)
 const ws = `ws://127.0.0.1:${port}`
 
 async function open (path: string, headers: Record<string, string> = {}): Promise<TestClient> {
@@ -104,8 +97,7 @@ t.test('a failure is logged once, with its trace id', async (t) => {
   await h.request('socket.authorize', { token: 'sync-throw' }, { trace_id: 'trace-authorize-1' })
   const linesWith = (id: string) => out.split('\n').filter((line) => line.includes(id)).length
   // the child's stdout is a pipe: wait for the lines to arrive rather than for a fixed time
-  const deadline = Date.now() + 5000
-  while ((linesWith('trace-handler-1') === 0 || linesWith('trace-authorize-1') === 0) && Date.now() < deadline) await sleep(20)
+  await eventually(() => out, () => linesWith('trace-handler-1') > 0 && linesWith('trace-authorize-1') > 0, { what: 'both log lines', timeout: 5000, interval: 20 })
   // both requests were answered before we looked: nothing more is on its way for them
   for (const id of ['trace-handler-1', 'trace-authorize-1']) t.equal(linesWith(id), 1, `${id}: one log line`)
 })

@@ -4,13 +4,14 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { startRedis } from './helpers/redis.js'
+import { tsNodeArgs } from './helpers/ts-child.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const FIXTURE = fileURLToPath(new URL('./fixtures/lazy-redis.ts', import.meta.url))
 
 function loadedModules (redisUrl?: string): Promise<{ ioredis: boolean, mqemitterRedis: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...(redisUrl ? [redisUrl] : [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, tsNodeArgs(FIXTURE, ...(redisUrl ? [redisUrl] : [])), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
     child.once('error', reject)

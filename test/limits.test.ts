@@ -7,6 +7,7 @@ import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { build, verifyJwt, tokenFor } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, type TestClient } from '../testing/index.js'
 import { exceedsDepth } from '../lib/connection/json-codec.js'
 import { action, Type } from '../index.js'
@@ -155,7 +156,7 @@ t.test('a reader that stops reading is closed; the server is unharmed', async (t
   const slow = await rawClient(app, '/ws', tokenFor(app, 'slow'))
   t.teardown(() => { slow.sock.destroy() })
   slow.sock.pause() // never read again: the kernel buffers fill, then ws's
-  for (let i = 0; i < 50 && app.wsx.connections.size < 2; i++) await sleep(10)
+  await eventually(() => app.wsx.connections.size, (n) => n >= 2, { what: 'both connections' })
   t.equal(app.wsx.connections.size, 2)
 
   const slowConn = [...app.wsx.connections].find((c) => (c.user as { sub: string }).sub === 'slow')!
@@ -170,15 +171,11 @@ t.test('a reader that stops reading is closed; the server is unharmed', async (t
   }
   t.equal(slowConn.socket.readyState, 2, `the server started closing the slow reader after ${sent} frames`)
   // the close frame waits behind the backlog too; the server terminates after a grace
-  for (let i = 0; i < 400 && app.wsx.connections.size > 1; i++) await sleep(10)
+  await eventually(() => app.wsx.connections.size, (n) => n <= 1, { what: 'the slow reader to be dropped' })
   t.equal(app.wsx.connections.size, 1, 'and dropped it')
   // its FIN waits behind the data it never read: once it reads, it sees the end
   slow.sock.resume()
-  for (let i = 0; i < 300; i++) {
-    if (gone) break
-    await sleep(10)
-  }
-  t.ok(gone, 'its TCP socket was closed by the server')
+  await t.resolves(eventually(() => gone, { what: 'the TCP socket to close' }), 'its TCP socket was closed by the server')
 
   // the reader in the same group got what was sent, and the server still answers
   t.match(await reader.request('echo.text', { text: 'fine' }), { ok: true, data: { text: 'fine' } })

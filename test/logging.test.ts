@@ -35,6 +35,7 @@ test('frames and replies are logged at debug with the trace_id; ignored and sile
   await c.request('socket.ping')
   await c.request('key.store', { token: 'secret-in-data' })
   await c.close()
+  // real time: room for any late line (the close's) before checking what was never logged
   await new Promise((resolve) => setTimeout(resolve, 50))
 
   const about = (action: string, msg: string) => lines.filter((l) => l.action === action && l.msg === msg)

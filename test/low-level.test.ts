@@ -4,6 +4,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { SocketClosedError, Type } from '../index.js'
 
@@ -36,11 +37,7 @@ t.test('echo: text as "Echo: <text>", bytes as bytes, until the client closes', 
   t.ok(echoed.isBinary, 'a binary frame comes back binary')
   t.same([...echoed.data], [...bytes])
   await c.close()
-  for (let i = 0; i < 50; i++) {
-    if (ended) break
-    await sleep(10)
-  }
-  t.ok(ended, 'the iterator ends when the socket closes')
+  await t.resolves(eventually(() => ended, { what: 'the iterator to end' }), 'the iterator ends when the socket closes')
 })
 
 t.test('receive with a timeout, sendJson, receiveJson, close with a code', async (t) => {

@@ -2,6 +2,7 @@
 import { test } from 'tap'
 import { Registry } from 'prom-client'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect } from '../testing/index.js'
 import { action, Type } from '../index.js'
 import { wsxMetrics } from '../plugins/metrics.js'
@@ -58,8 +59,7 @@ test('GET /metrics exposes the wsx counters, gauges and latency histogram', asyn
   t.match(text, /# TYPE wsx_messages_total counter/)
 
   await c.close()
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  const after = (await app.inject('/metrics')).body
+  const after = await eventually(async () => (await app.inject('/metrics')).body, (body) => series(body, 'wsx_connections_open', { route: '/ws/m' }) === 0, { what: 'the close to be counted' })
   t.equal(series(after, 'wsx_connections_open', { route: '/ws/m' }), 0)
   t.equal(series(after, 'wsx_closes_total', { code: '1000' }), 1)
 })

@@ -7,17 +7,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryPresence, RedisPresence, summarize, type PresenceStore } from '../lib/broadcast/presence.js'
 import { createRedis, closeRedis } from '../lib/redis/create.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
+import { tsNodeArgs } from './helpers/ts-child.js'
+import { eventually } from './helpers/eventually.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-
-async function waitFor (what: string, pred: () => Promise<boolean> | boolean, ms = 8000): Promise<void> {
-  const until = Date.now() + ms
-  while (!(await pred())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 function redisPresence (t: Test, redis: RedisHandle, instanceId: string, ttlMs = 30_000) {
   const client = createRedis(redis.url, { purpose: 'store' })
@@ -87,26 +81,26 @@ t.test('RedisPresence: a crashed instance expires on its own', async (t) => {
   const redis = await startRedis(t)
   if (!redis) return
   const ttlMs = 300
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'presence', redis.url, String(ttlMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, tsNodeArgs(FIXTURE, 'presence', redis.url, String(ttlMs)), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL') })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d })
   child.stderr.on('data', (d: Buffer) => { stderr += d })
-  await waitFor('child ready', () => stdout.includes('ready') || child.exitCode !== null, 20_000)
+  await eventually(() => ({ stdout, stderr }), (out) => out.stdout.includes('ready') || child.exitCode !== null, { what: 'child ready', timeout: 20_000 })
   t.equal(child.exitCode, null, `child is running ${stderr}`)
 
   const { presence: a } = redisPresence(t, redis, 'a', ttlMs)
   await a.add('lobby', 'a1', 'bob')
   t.same(await a.list('lobby'), [{ user: 'alice', connections: 2 }, { user: 'bob', connections: 1 }, { user: 'carol', connections: 1 }])
-  await sleep(ttlMs * 2)
+  await sleep(ttlMs * 2) // real time: the heartbeat and the expiry are scored against a real Redis
   t.equal((await a.list('lobby')).length, 3, 'a live instance keeps its entries past the ttl (heartbeat)')
 
   const exited = new Promise((resolve) => child.once('exit', resolve))
   process.kill(child.pid!, 'SIGKILL') // a crash: no cleanup
   await exited
   const killedAt = Date.now()
-  await waitFor('expiry', async () => (await a.list('lobby')).length === 1, ttlMs * 5)
+  await eventually(() => a.list('lobby'), (list) => list.length === 1, { what: 'expiry', timeout: ttlMs * 5, interval: 20 })
   const took = Date.now() - killedAt
   t.ok(took <= ttlMs + 150, `gone ${took} ms after the crash`)
   t.same(await a.list('lobby'), [{ user: 'bob', connections: 1 }])
@@ -124,7 +118,7 @@ t.test('RedisPresence: entries dropped while an instance looked dead come back',
   // what another reader does when b's heartbeat is late: b's entries are cleaned
   await redis.client().zrem('{wsx:presence}:hb', 'b')
   t.same(await a.list('lobby'), [], 'cleaned')
-  await waitFor('b re-published', async () => (await a.list('lobby')).length === 1, ttlMs * 3)
+  await eventually(() => a.list('lobby'), (list) => list.length === 1, { what: 'b re-published', timeout: ttlMs * 3, interval: 20 })
   t.same(await a.list('lobby'), [{ user: 'bea', connections: 1 }])
 })
 
@@ -138,9 +132,8 @@ t.test('RedisPresence: a write that failed is healed by the next heartbeat', asy
   await t.rejects(a.add('lobby', 'a2', 'abe'), 'fails fast with Redis down')
   await t.rejects(a.remove('lobby', 'a1'))
   await redis.restart() // an empty Redis: everything was lost
-  await waitFor('healed', async () => {
-    try { return (await a.list('lobby')).length === 1 } catch { return false }
-  }, 5000)
+  // a probe that throws (Redis still coming back) counts as not yet
+  await eventually(() => a.list('lobby'), (list) => list.length === 1, { what: 'healed', timeout: 5000, interval: 20 })
   t.same(await a.list('lobby'), [{ user: 'abe', connections: 1 }], 'Redis matches the local mirror again')
 })
 

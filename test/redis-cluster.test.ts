@@ -7,7 +7,8 @@ import { Writable } from 'node:stream'
 import { Cluster as Cluster5 } from 'ioredis'
 import { Cluster as Cluster6 } from 'ioredis6'
 import { startRedisCluster, killSubscribers } from './helpers/redis-topology.js'
-import { authed, checkSharedState, eventually, sharedApp } from './helpers/shared-state.js'
+import { authed, checkSharedState, sharedApp } from './helpers/shared-state.js'
+import { eventually } from './helpers/eventually.js'
 
 t.setTimeout(120_000)
 
@@ -32,7 +33,7 @@ t.test('two instances on a 3-master Redis Cluster act as one server', async (t) 
       await alice.request('chat.send', { text })
       return bob.next((f) => f.action === 'chat.message' && (f.data as { text: string }).text === text, 1500).catch(() => null)
     }
-    const event = await eventually(crossed, (f) => f !== null, 10_000)
+    const event = await eventually(crossed, (f) => f !== null, { what: 'a history event from A on B', timeout: 10_000, interval: 50 })
     t.ok(event !== null && typeof (event as unknown as { offset?: unknown }).offset === 'number', `the event carries an offset: ${JSON.stringify(event)}`)
     t.notMatch(lines.join(''), /CROSSSLOT/, 'no CROSSSLOT from the history scripts')
     await alice.close()
@@ -49,11 +50,11 @@ t.test('two instances on a 3-master Redis Cluster act as one server', async (t) 
       await alice.request('chat.send', { text: mine })
       return bob.next((f) => f.action === 'chat.message' && (f.data as { text: string }).text === mine, 500).then(() => true, () => false)
     }
-    t.ok(await eventually(crossed, (ok) => ok), 'a broadcast crosses before')
+    await t.resolves(eventually(crossed, { what: 'a broadcast from A on B', timeout: 5000, interval: 50 }), 'a broadcast crosses before')
     t.ok(await killSubscribers(cluster.nodes) >= 2, 'both instances\' subscriber connections were killed')
     t.match(await alice.next('socket.resync', 10_000), { data: { groups: ['room:resync'] } }, 'alice resyncs')
     t.match(await bob.next('socket.resync', 10_000), { data: { groups: ['room:resync'] } }, 'bob resyncs')
-    t.ok(await eventually(crossed, (ok) => ok, 10_000), 'broadcasts flow again on the same sockets')
+    await t.resolves(eventually(crossed, { what: 'a broadcast after the resync', timeout: 10_000, interval: 50 }), 'broadcasts flow again on the same sockets')
     await alice.close()
     await bob.close()
   })

@@ -5,7 +5,8 @@
 import t from 'tap'
 import { Redis as Redis6 } from 'ioredis6'
 import { startSentinel } from './helpers/redis-topology.js'
-import { authed, eventually, sharedApp } from './helpers/shared-state.js'
+import { authed, sharedApp } from './helpers/shared-state.js'
+import { eventually } from './helpers/eventually.js'
 
 t.setTimeout(120_000)
 
@@ -24,14 +25,14 @@ t.test('a Sentinel failover keeps clients connected and ends in socket.resync', 
     await alice.request('chat.send', { text }).catch(() => null)
     return bob.next((f) => f.action === 'chat.message' && (f.data as { text: string }).text === text, 500).then(() => true, () => false)
   }
-  t.ok(await eventually(crossed, (ok) => ok), 'a broadcast crosses instances through the master')
+  await t.resolves(eventually(crossed, { what: 'a broadcast from A on B', timeout: 5000, interval: 50 }), 'a broadcast crosses instances through the master')
   t.match(await alice.request('x.send'), { ok: true }, 'the shared throttle counts on the master')
 
   await sentinel.killMasterAndFailover()
   t.match(await alice.next('socket.resync', 20_000), { data: { groups: ['room:general'] } }, 'alice resyncs')
   t.match(await bob.next('socket.resync', 20_000), { data: { groups: ['room:general'] } }, 'bob resyncs')
-  t.ok(await eventually(crossed, (ok) => ok, 15_000), 'broadcasts flow again, through the promoted replica')
-  const sent = await eventually(() => bob.request('x.send'), (f) => f.ok === true, 10_000)
+  await t.resolves(eventually(crossed, { what: 'a broadcast after the failover', timeout: 15_000, interval: 50 }), 'broadcasts flow again, through the promoted replica')
+  const sent = await eventually(() => bob.request('x.send'), (f) => f.ok === true, { what: 'a counted send on the new master', timeout: 10_000, interval: 50 })
   t.match(sent, { ok: true }, 'throttles count again on the new master')
   t.equal(alice.frames.filter((f) => f.action === 'socket.resync').length, 1, 'one resync, no reconnect needed')
   await alice.close()

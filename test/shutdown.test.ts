@@ -8,6 +8,8 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { build, tokenFor, verifyJwt } from './helpers/build.js'
+import { tsNodeArgs } from './helpers/ts-child.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, connectUrl, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { action, Type } from '../index.js'
 
@@ -114,14 +116,7 @@ test('a client that upgrades then never reads does not hang close()', async (t) 
   raw.pause()
 
   // wait until the server holds a big unread backlog for this socket
-  const until = Date.now() + 3000
-  let buffered = 0
-  while (Date.now() < until) {
-    const socket = [...app.websocketServer.clients][0]
-    buffered = socket?.bufferedAmount ?? 0
-    if (buffered > 1_000_000) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  const buffered = await eventually(() => [...app.websocketServer.clients][0]?.bufferedAmount ?? 0, (bytes) => bytes > 1_000_000, { what: 'a server-side backlog over 1 MB', timeout: 3000, interval: 20 })
   t.ok(buffered > 1_000_000, `server-side backlog of ${buffered} bytes`)
 
   const ms = await timed(app.close())
@@ -131,7 +126,7 @@ test('a client that upgrades then never reads does not hang close()', async (t) 
 
 test('demo: SIGTERM with 300 clients, all see 1001 and the process exits 0', async (t) => {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/chat/server.ts'], {
+  const child = spawn(process.execPath, tsNodeArgs('examples/chat/server.ts'), {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', WSX_DEMO_CONNECT_LIMIT: '100000', WSX_DEMO_MAX_CONNECTIONS_PER_IP: '100000' },
     stdio: ['ignore', 'ignore', 'pipe']
   })
@@ -172,14 +167,6 @@ function freePort (): Promise<number> {
   })
 }
 
-async function waitForHttp (url: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    try {
-      const res = await fetch(url)
-      if (res.ok) return
-    } catch {}
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`${url} not up within ${timeoutMs} ms`)
+async function waitForHttp (url: string, timeout: number): Promise<void> {
+  await eventually(async () => (await fetch(url)).status, (status) => status >= 200 && status < 300, { what: `${url} to answer`, timeout, interval: 100 })
 }

@@ -70,7 +70,7 @@ t.test('limiter: the window expires', async (t) => {
   t.equal((await limiter.consume('k', 1, 200)).allowed, true)
   const refused = await limiter.consume('k', 1, 200)
   t.equal(refused.allowed, false)
-  await sleep(refused.retryAfterMs + 30)
+  await sleep(refused.retryAfterMs + 30) // real time: the window is a key's TTL inside redis-server
   t.same(await limiter.consume('k', 1, 200), { allowed: true, current: 1, retryAfterMs: 0 })
 })
 
@@ -207,7 +207,7 @@ t.test('lockout: reset clears, and everything expires after lockSeconds', async 
 
   t.same(await lockout.fail('b', 1, 1), { attemptsLeft: 0, locked: true, retryAfter: 1 })
   await lockout.fail('c', 2, 1)
-  await sleep(1100)
+  await sleep(1100) // real time: the lock is a key's TTL inside redis-server
   t.same(await lockout.check('b'), { locked: false, retryAfter: 0 }, 'lock ended')
   t.same(await lockout.fail('c', 2, 1), { attemptsLeft: 1, locked: false, retryAfter: 0 }, 'old failure forgotten')
 })

@@ -4,6 +4,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createLimiter, createLockout } from '../lib/security/stores/index.js'
 import { settleWithin } from '../lib/security/stores/limiter.js'
+import { fakeClock } from './helpers/fake-clock.js'
 
 t.test('limiter: a same-tick burst is counted exactly', async (t) => {
   const limiter = createLimiter({ namespace: 'test' })
@@ -17,12 +18,15 @@ t.test('limiter: a same-tick burst is counted exactly', async (t) => {
 })
 
 t.test('limiter: the window expires', async (t) => {
+  const clock = fakeClock(t)
   const limiter = createLimiter({ namespace: 'test' })
   t.equal((await limiter.consume('k', 1, 200)).allowed, true)
   const refused = await limiter.consume('k', 1, 200)
   t.equal(refused.allowed, false)
   t.ok(refused.retryAfterMs <= 200)
-  await sleep(refused.retryAfterMs + 30)
+  clock.tick(refused.retryAfterMs - 1)
+  t.equal((await limiter.consume('k', 1, 200)).allowed, false, '1 ms before retryAfterMs: still refused')
+  clock.tick(1)
   const again = await limiter.consume('k', 1, 200)
   t.equal(again.allowed, true)
   t.equal(again.current, 1, 'a new window starts from 1')
@@ -75,7 +79,7 @@ t.test('settleWithin', async (t) => {
   t.ok(Date.now() - started < 500)
   // a late rejection after the deadline must not surface as an unhandled rejection
   t.equal(await settleWithin(() => sleep(60).then(() => { throw new Error('late') }), 20, () => 'timed out'), 'timed out')
-  await sleep(80)
+  await sleep(80) // real time: settleWithin's own deadline is what is measured here
 })
 
 t.test('lockout: attempts, then a lock with retryAfter', async (t) => {
@@ -108,31 +112,34 @@ t.test('lockout: reset clears failures and the lock', async (t) => {
 })
 
 t.test('lockout: the lock and the failure count expire after lockSeconds', async (t) => {
+  const clock = fakeClock(t)
   const lockout = createLockout({ namespace: 'test' })
   await lockout.fail('a', 1, 0.3)
   t.equal((await lockout.check('a')).locked, true)
   await lockout.fail('b', 2, 0.3)
-  await sleep(350)
+  clock.tick(350)
   t.same(await lockout.check('a'), { locked: false, retryAfter: 0 }, 'lock ended')
   t.same(await lockout.fail('a', 1, 0.3), { attemptsLeft: 0, locked: true, retryAfter: 1 }, 'a fresh set of attempts')
   t.same(await lockout.fail('b', 2, 0.3), { attemptsLeft: 1, locked: false, retryAfter: 0 }, 'old failure forgotten')
 })
 
 t.test('lockout: the failure window slides with each failure', async (t) => {
+  const clock = fakeClock(t)
   const lockout = createLockout({ namespace: 'test' })
   await lockout.fail('a', 3, 0.3)
-  await sleep(200)
+  clock.tick(200)
   await lockout.fail('a', 3, 0.3)
-  await sleep(200)
+  clock.tick(200)
   // 400 ms after the first failure but 200 ms after the second: both still count
   t.same(await lockout.fail('a', 3, 0.3), { attemptsLeft: 0, locked: true, retryAfter: 1 })
 })
 
 t.test('lockout: memory is bounded, expired entries go first', async (t) => {
+  const clock = fakeClock(t)
   const lockout = createLockout({ namespace: 'test', maxEntries: 2 })
   await lockout.fail('short', 1, 0.05)
   await lockout.fail('long', 1, 20)
-  await sleep(80)
+  clock.tick(80)
   await lockout.fail('new', 1, 20)
   t.equal((await lockout.check('long')).locked, true, 'the live lock was kept, the expired one dropped')
   await lockout.fail('newer', 1, 20)

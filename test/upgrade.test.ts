@@ -8,6 +8,7 @@ import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { build, verifyJwt, tokenFor, SECRET } from './helpers/build.js'
+import { eventually } from './helpers/eventually.js'
 import { connect, UpgradeRefusedError, type TestClient } from '../testing/index.js'
 import { action, Type } from '../index.js'
 import type { RouteOptions, WsxPluginOptions } from '../types/options.js'
@@ -237,7 +238,7 @@ t.test('connection caps: per address and per instance refuse at the upgrade; per
     const err = await refused(t, connect(app, '/ws/chat/general', { token }), 429, 'third from one address')
     t.ok(err?.headers['retry-after'])
     await a.close()
-    for (let i = 0; i < 50 && app.wsx.connections.size > 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await eventually(() => app.wsx.connections.size, (n) => n <= 1, { what: 'the closed connection to go' })
     const c = await connect(app, '/ws/chat/general', { token })
     t.teardown(() => c.close())
     t.match(await c.next(), { action: 'socket.authorized' }, 'room again once one closed')

@@ -1,8 +1,9 @@
 // Runs the demo (`examples/chat/server.ts`) in its own process on a free port, for tests
-// that need real separate instances. Killed by pid at teardown.
+// that need real separate instances. Stopped at teardown (SIGTERM, so it writes its coverage).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './redis.js'
+import { stopChild, tsNodeArgs } from './ts-child.js'
+import { eventually } from './eventually.js'
 
 interface TapLike { teardown (fn: () => unknown): void }
 
@@ -19,29 +20,16 @@ export interface DemoProcess {
 export async function startDemo (t: TapLike, env: Record<string, string> = {}): Promise<DemoProcess> {
   const port = await freePort()
   let out = ''
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'examples/chat/server.ts'], {
+  const proc = spawn(process.execPath, tsNodeArgs('examples/chat/server.ts'), {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   proc.stdout?.on('data', (d: Buffer) => { out += d.toString() })
   proc.stderr?.on('data', (d: Buffer) => { out += d.toString() })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  t.teardown(async () => {
-    if (proc.exitCode === null) {
-      proc.kill('SIGKILL')
-      await exited
-    }
-  })
+  t.teardown(() => stopChild(proc))
   const http = `http://127.0.0.1:${port}`
-  const until = Date.now() + 20_000
-  for (;;) {
-    try {
-      const res = await fetch(`${http}/health`)
-      if (res.ok) break
-    } catch {}
-    if (proc.exitCode !== null || Date.now() > until) throw new Error(`demo did not start:\n${out}`)
-    await sleep(100)
-  }
+  await waitForHealth(http, proc, () => out, 20_000)
   return {
     port,
     http,
@@ -58,4 +46,15 @@ export async function startDemo (t: TapLike, env: Record<string, string> = {}): 
       return exited
     }
   }
+}
+
+/** Polls `GET /health` until the demo answers; fails at once, with its output, if its process ended. */
+export async function waitForHealth (http: string, proc: ChildProcess, output: () => string, timeout: number): Promise<void> {
+  const NOT_YET = 'answered, not ok'
+  const state = await eventually(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return 'exited'
+    return (await fetch(`${http}/health`)).ok ? 'up' : NOT_YET
+  }, (s) => s !== NOT_YET, { what: 'the demo to answer /health', timeout, interval: 100 })
+    .catch((error: Error) => { throw new Error(`${error.message}\n${output()}`) })
+  if (state === 'exited') throw new Error(`the demo exited before answering /health:\n${output()}`)
 }

@@ -33,14 +33,6 @@ export async function historyApp (t: Test, wsx: WsxPluginOptions = {}): Promise<
   return app
 }
 
-export async function waitFor (what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
 /** Connects, authenticates at the upgrade and answers group.joined like the typed client does. */
 export async function joinRoom (app: FastifyInstance, path: string, user: string, position?: { offset: number, epoch: string }): Promise<{ client: TestClient, joined: Frame, reply: Frame }> {
   const client = await connect(app, path, { token: tokenFor(app, user) })

@@ -6,9 +6,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { freePort } from './redis.js'
+import { eventually } from './eventually.js'
 
 interface TapLike {
   teardown (fn: () => unknown): void
@@ -41,13 +41,9 @@ async function admin<T> (port: number, run: (c: Redis) => Promise<T>): Promise<T
   }
 }
 
-async function until (what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return
-    await sleep(100)
-  }
-  throw new Error(`timed out waiting for ${what}`)
+/** Polls a check against the topology (a refused connection counts as not yet) until it holds. */
+async function until (what: string, check: () => Promise<boolean>, timeout = 20_000): Promise<void> {
+  await eventually(check, { what, timeout, interval: 100 })
 }
 
 /** Starts processes in one temp dir; teardown kills them (SIGKILL, by pid) and removes it. */

@@ -6,8 +6,8 @@ import { createServer } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { eventually } from './eventually.js'
 
 interface TapLike {
   teardown (fn: () => unknown): void
@@ -46,22 +46,17 @@ export function freePort (): Promise<number> {
   })
 }
 
-async function waitUntilUp (port: number, ms = 5000): Promise<void> {
-  const until = Date.now() + ms
-  while (Date.now() < until) {
+async function waitUntilUp (port: number, timeout = 5000): Promise<void> {
+  await eventually(async () => {
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
     probe.on('error', () => {})
     try {
       await probe.connect()
-      await probe.ping()
+      return await probe.ping()
+    } finally {
       probe.disconnect()
-      return
-    } catch {
-      probe.disconnect()
-      await sleep(25)
     }
-  }
-  throw new Error(`redis-server did not start on port ${port}`)
+  }, { what: `redis-server to start on port ${port}`, timeout, interval: 25 })
 }
 
 /**

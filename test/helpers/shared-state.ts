@@ -7,6 +7,7 @@ import { Type, action } from '../../index.js'
 import { connect, type TestClient } from '../../testing/index.js'
 import type { WsxPluginOptions } from '../../types/options.js'
 import { build, tokenFor, verifyJwt, type BuildOptions } from './build.js'
+import { eventually } from './eventually.js'
 
 /** An app with throttled, presence and broadcast actions on `/ws/:room`. */
 export async function sharedApp (t: Test, redis: WsxPluginOptions['redis'], namespace: string, extra: WsxPluginOptions = {}, before?: BuildOptions['before'], fastify?: BuildOptions['fastify']): Promise<FastifyInstance> {
@@ -44,17 +45,6 @@ export async function authed (app: FastifyInstance, room: string, user: string):
   return c
 }
 
-/** Waits until `check` passes (polling), or fails with the last answer. */
-export async function eventually<T> (probe: () => Promise<T>, ok: (value: T) => boolean, ms = 5000): Promise<T> {
-  const until = Date.now() + ms
-  let last = await probe()
-  while (!ok(last) && Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    last = await probe()
-  }
-  return last
-}
-
 /**
  * The shared-state checks on two apps built by `sharedApp` with one namespace: a per-user
  * throttle of max 2 across both answers ok, ok, throttled, throttled; a handshake lock
@@ -74,8 +64,8 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
   const bob = await authed(b, room, 'bob')
   const expected = [{ user: 'alice', connections: 1 }, { user: 'bob', connections: 1 }]
   const both = (f: { data?: unknown }) => JSON.stringify(f.data) === JSON.stringify(expected)
-  t.strictSame((await eventually(() => alice.request('room.presence'), both)).data, expected, 'presence from A lists both')
-  t.strictSame((await eventually(() => bob.request('room.presence'), both)).data, expected, 'presence from B lists both')
+  t.strictSame((await eventually(() => alice.request('room.presence'), both, { what: 'presence from A', timeout: 5000, interval: 50 })).data, expected, 'presence from A lists both')
+  t.strictSame((await eventually(() => bob.request('room.presence'), both, { what: 'presence from B', timeout: 5000, interval: 50 })).data, expected, 'presence from B lists both')
 
   // both instances subscribed to the room: a broadcast from A reaches bob on B
   const text = `hello ${Date.now()}`
@@ -86,7 +76,7 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
     } catch {
       return null
     }
-  }, (f) => f !== null)
+  }, (f) => f !== null, { what: 'a broadcast from A on B', timeout: 5000, interval: 50 })
   t.match(reached, { data: { user: 'alice', text } }, 'a broadcast on A reaches B')
 
   // the delivery is what counts here: the returned count is only the acknowledgements that
@@ -101,7 +91,7 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
     } catch {
       return null
     }
-  }, (f) => f !== null)
+  }, (f) => f !== null, { what: 'a channel event from B on A', timeout: 5000, interval: 50 })
   t.match(feed, { channel: 'feed', data: { n: 2 } }, 'a channel event published on B reaches A')
 
   const mallory = await authed(b, room, 'mallory')
