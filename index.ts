@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { buildConfig } from './lib/boot/config.js'
 import { errors } from './lib/errors.js'
 import { Core } from './lib/instance/core.js'
-import { Bus, type EmitterLike } from './lib/broadcast/bus.js'
+import { Bus } from './lib/broadcast/bus.js'
 import { GroupRegistry } from './lib/broadcast/groups.js'
 import { createLimiter, createLockout } from './lib/security/stores/index.js'
 import { checkRedisInput, closeRedis, waitForRedis } from './lib/redis/client.js'
@@ -22,7 +22,7 @@ import { ServerEvent } from './protocol/index.js'
 import { WsxFacade, type WsxShared } from './lib/instance/facade.js'
 import { selectSubprotocol, upgradeGuard } from './lib/upgrade/hooks.js'
 import type { Connection } from './lib/connection/connection.js'
-import type { WsxPluginOptions } from './types/options.js'
+import type { WsxEmitter, WsxPluginOptions } from './types/options.js'
 import './types/fastify.js'
 
 const CONTROL_WAIT_MS = 300
@@ -56,7 +56,7 @@ function redisOutageLog (log: FastifyInstance['log']) {
 }
 
 /** Opens the plugin's own Redis connections when `redis` is set (loads ioredis only then). */
-async function openRedisIfSet (opts: WsxPluginOptions, namespace: string, log: FastifyInstance['log']): Promise<{ store?: Redis, emitter?: EmitterLike }> {
+async function openRedisIfSet (opts: WsxPluginOptions, namespace: string, log: FastifyInstance['log']): Promise<{ store?: Redis, emitter?: WsxEmitter }> {
   if (opts.redis === undefined) return {}
   const check = checkRedisInput(opts.redis)
   for (const warning of check.warnings) log.warn(`wsx: ${warning}`)
@@ -80,8 +80,15 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   const onStoreError = (err: Error) => log.debug({ err }, 'wsx: Redis store command failed')
 
   const { store: storeRedis, emitter: redisEmitter } = await openRedisIfSet(opts, config.namespace, log)
-  const emitter = opts.emitter as EmitterLike | undefined ?? redisEmitter
-  const bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
+  const emitter = opts.emitter ?? redisEmitter
+  let bus: Bus
+  try {
+    bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
+  } catch (err) {
+    // WSX_ERR_REDIS_INTERNALS from the app's own mqemitter-redis: our store connection must not keep the process alive
+    if (storeRedis) await closeRedis(storeRedis)
+    throw err
+  }
   const groups = new GroupRegistry(bus, config.maxGroupsPerConnection)
   const limiter = createLimiter({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
   const lockout = createLockout({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })

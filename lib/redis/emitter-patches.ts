@@ -1,0 +1,119 @@
+// mqemitter-redis and its ioredis connections, as the bus needs them. The bus relies on
+// parts of mqemitter-redis its types do not declare (its two connections and its `state`
+// emitter) and changes their behaviour in three places, each for a failure of the stock
+// stack:
+// - a message that does not decode throws inside ioredis' event handler, which kills the
+//   process: mqemitter-redis' message handlers run behind a try/catch;
+// - close() ignores the promise of QUIT, which rejects while Redis is down (an unhandled
+//   rejection ends the process): that promise gets a handler;
+// - `state` re-emits connection errors, and an EventEmitter without an 'error' listener
+//   throws: it gets one.
+// Each patch first checks that what it patches is there, in the shape it expects: if a new
+// version moved it, boot fails with WSX_ERR_REDIS_INTERNALS instead of a guarantee being
+// lost silently. An emitter is patched once.
+import { EventEmitter } from 'node:events'
+import type { Redis } from 'ioredis'
+import type { WsxEmitter } from '../../types/options.js'
+import type { SubscriberLink } from '../broadcast/link-monitor.js'
+import { errors } from '../errors.js'
+
+/** The undeclared parts of mqemitter-redis the bus uses. */
+export interface RedisEmitterParts {
+  subConn: Redis
+  pubConn: Redis
+  /** the subscriber link to follow: `link` when the emitter provides one (Cluster), else subConn */
+  link: SubscriberLink
+  /** where the patches report; the bus sets them (until then, reports are dropped) */
+  hooks: EmitterPatchHooks
+}
+
+export interface EmitterPatchHooks {
+  /** a message on a subscribed channel could not be decoded */
+  onGarbage (channel: string, err: unknown): void
+  /** an error re-emitted by mqemitter-redis' `state` */
+  onError (err: unknown): void
+}
+
+const PARTS = Symbol('wsx.redisEmitterParts')
+
+// every status ioredis (5 and 6, Redis and Cluster) gives a connection
+const KNOWN_STATUSES = new Set(['wait', 'connecting', 'connect', 'ready', 'reconnecting', 'disconnecting', 'close', 'end', 'monitoring'])
+const MESSAGE_EVENTS = ['messageBuffer', 'pmessageBuffer'] as const
+
+const GUARDED = Symbol('wsx.guarded')
+function shapeError (what: string, why: string): Error {
+  return new errors.WSX_ERR_REDIS_INTERNALS(what, why)
+}
+
+/** The connection methods and fields the patches and the bus use, whatever ioredis major. */
+function assertConnection (conn: unknown, name: string, methods: readonly string[]): asserts conn is Redis {
+  if (typeof conn !== 'object' || conn === null) throw shapeError('mqemitter-redis', `${name} is not a connection`)
+  const c = conn as Record<string, unknown>
+  for (const m of ['on', 'removeListener', 'listeners', 'quit', ...methods]) {
+    if (typeof c[m] !== 'function') throw shapeError('mqemitter-redis', `${name}.${m} is not a function`)
+  }
+  if (typeof c.status !== 'string' || !KNOWN_STATUSES.has(c.status)) throw shapeError('ioredis', `${name}.status is ${String(c.status)}`)
+}
+
+/**
+ * Recognises an mqemitter-redis (it has `subConn` or `pubConn`), checks its shape and patches
+ * it, once: patched right after it is built, so that nothing (an 'error' while Redis is down)
+ * can reach it unguarded. Returns null for any other emitter (the in-process mqemitter, a
+ * custom one). Throws WSX_ERR_REDIS_INTERNALS, leaving it untouched, when it is one but not
+ * in the shape the patches expect. A Cluster emitter gets its `link` before this.
+ */
+export function patchRedisEmitter (emitter: WsxEmitter): RedisEmitterParts | null {
+  const e = emitter as unknown as Record<PropertyKey, unknown>
+  if (e[PARTS]) return e[PARTS] as RedisEmitterParts
+  if (!('subConn' in e) && !('pubConn' in e)) return null
+  const { subConn, pubConn, state } = e
+  assertConnection(subConn, 'subConn', [])
+  assertConnection(pubConn, 'pubConn', ['publish'])
+  if (!(state instanceof EventEmitter)) throw shapeError('mqemitter-redis', 'state is not an EventEmitter')
+  const given = e.link as SubscriberLink | undefined
+  const link: SubscriberLink = given !== undefined && typeof given.ping === 'function' ? given : subConn
+
+  // checks first, then patches: a shape error leaves the emitter untouched
+  for (const event of MESSAGE_EVENTS) {
+    if (subConn.listeners(event).length === 0) throw shapeError('mqemitter-redis', `no '${event}' listener on its subscriber connection`)
+  }
+  const parts: RedisEmitterParts = { subConn, pubConn, link, hooks: { onGarbage () {}, onError () {} } }
+  state.on('error', (err: unknown) => parts.hooks.onError(err))
+  guardMessageHandlers(subConn, (channel, err) => parts.hooks.onGarbage(channel, err))
+  guardQuit(subConn)
+  guardQuit(pubConn)
+  e[PARTS] = parts
+  return parts
+}
+
+type Listener = ((...args: unknown[]) => void) & { [GUARDED]?: true }
+
+/** mqemitter-redis' message handlers, re-attached behind a try/catch (they decode msgpack). */
+function guardMessageHandlers (subConn: Redis, onGarbage: (channel: string, err: unknown) => void): void {
+  for (const event of MESSAGE_EVENTS) {
+    const channelArg = event === 'messageBuffer' ? 0 : 1
+    for (const fn of subConn.listeners(event) as Listener[]) {
+      if (fn[GUARDED]) continue
+      const guarded: Listener = function (this: unknown, ...args: unknown[]) {
+        try {
+          fn.apply(this, args)
+        } catch (err) {
+          onGarbage(String(args[channelArg]), err)
+        }
+      }
+      guarded[GUARDED] = true
+      subConn.removeListener(event, fn)
+      subConn.on(event, guarded)
+    }
+  }
+}
+
+/** QUIT's promise gets a handler: mqemitter-redis.close() calls quit() and drops the promise. */
+function guardQuit (conn: Redis): void {
+  const quit = conn.quit.bind(conn)
+  conn.quit = ((...args: Parameters<Redis['quit']>) => {
+    const p = quit(...args)
+    p.catch(() => {})
+    return p
+  }) as Redis['quit']
+}
