@@ -140,7 +140,8 @@ export class Bus {
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 2000
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 2000
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 1000
-    // an emitter built by createRedisEmitter is patched already; one the app built is patched here
+    // an emitter built by createRedisEmitter is patched already; one the app built is patched
+    // here, before the monitor listens: on 'ready', held subscriptions go out before its PING
     this.redis = patchRedisEmitter(this.emitter)
     if (this.redis) {
       this.redis.hooks = {

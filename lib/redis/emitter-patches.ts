@@ -1,13 +1,18 @@
 // mqemitter-redis and its ioredis connections, as the bus needs them. The bus relies on
 // parts of mqemitter-redis its types do not declare (its two connections and its `state`
-// emitter) and changes their behaviour in three places, each for a failure of the stock
+// emitter) and changes their behaviour in four places, each for a failure of the stock
 // stack:
 // - a message that does not decode throws inside ioredis' event handler, which kills the
 //   process: mqemitter-redis' message handlers run behind a try/catch;
 // - close() ignores the promise of QUIT, which rejects while Redis is down (an unhandled
 //   rejection ends the process): that promise gets a handler;
 // - `state` re-emits connection errors, and an EventEmitter without an 'error' listener
-//   throws: it gets one.
+//   throws: it gets one;
+// - ioredis 5 writes a SUBSCRIBE issued during the connection's handshake straight away,
+//   before its ready check; the connection enters subscriber mode, ioredis then refuses its
+//   own INFO, reconnects, and the subscription is gone while SUBSCRIBE reported success
+//   (at boot, a control subscription lost this way made user pushes go unacknowledged).
+//   SUBSCRIBE and its kin wait until the subscriber connection is ready.
 // Each patch first checks that what it patches is there, in the shape it expects: if a new
 // version moved it, boot fails with WSX_ERR_REDIS_INTERNALS instead of a guarantee being
 // lost silently. An emitter is patched once.
@@ -38,6 +43,7 @@ const PARTS = Symbol('wsx.redisEmitterParts')
 
 // every status ioredis (5 and 6, Redis and Cluster) gives a connection
 const KNOWN_STATUSES = new Set(['wait', 'connecting', 'connect', 'ready', 'reconnecting', 'disconnecting', 'close', 'end', 'monitoring'])
+const PUBSUB_COMMANDS = ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'] as const
 const MESSAGE_EVENTS = ['messageBuffer', 'pmessageBuffer'] as const
 
 const GUARDED = Symbol('wsx.guarded')
@@ -67,7 +73,7 @@ export function patchRedisEmitter (emitter: WsxEmitter): RedisEmitterParts | nul
   if (e[PARTS]) return e[PARTS] as RedisEmitterParts
   if (!('subConn' in e) && !('pubConn' in e)) return null
   const { subConn, pubConn, state } = e
-  assertConnection(subConn, 'subConn', [])
+  assertConnection(subConn, 'subConn', PUBSUB_COMMANDS)
   assertConnection(pubConn, 'pubConn', ['publish'])
   if (!(state instanceof EventEmitter)) throw shapeError('mqemitter-redis', 'state is not an EventEmitter')
   const given = e.link as SubscriberLink | undefined
@@ -82,6 +88,7 @@ export function patchRedisEmitter (emitter: WsxEmitter): RedisEmitterParts | nul
   guardMessageHandlers(subConn, (channel, err) => parts.hooks.onGarbage(channel, err))
   guardQuit(subConn)
   guardQuit(pubConn)
+  holdPubSubUntilReady(subConn, link)
   e[PARTS] = parts
   return parts
 }
@@ -116,4 +123,29 @@ function guardQuit (conn: Redis): void {
     p.catch(() => {})
     return p
   }) as Redis['quit']
+}
+
+/**
+ * While the subscriber link is in its handshake (status 'connect'), (UN)SUBSCRIBE calls
+ * wait, in order, and go out on 'ready' (or on 'close': the connection then queues them
+ * itself until it is ready). ioredis 6 holds them by itself; ioredis 5 does not.
+ */
+function holdPubSubUntilReady (subConn: Redis, link: SubscriberLink): void {
+  const held: Array<() => void> = []
+  const handshaking = (): boolean => link.status === 'connect'
+  const release = (): void => {
+    while (held.length > 0 && !handshaking()) held.shift()!()
+  }
+  const conn = subConn as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
+  for (const name of PUBSUB_COMMANDS) {
+    const send = conn[name]!.bind(subConn)
+    conn[name] = (...args: unknown[]): Promise<unknown> => {
+      if (held.length === 0 && !handshaking()) return send(...args)
+      const later = new Promise<unknown>((resolve) => { held.push(() => resolve(send(...args))) })
+      later.catch(() => {}) // a callback, when given, already receives the error
+      return later
+    }
+  }
+  link.on('ready', release)
+  link.on('close', release)
 }
