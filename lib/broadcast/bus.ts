@@ -209,7 +209,7 @@ export class Bus {
     this.assertGroup(group)
     if (typeof frame !== 'string') throw new TypeError('bus frames are serialized JSON strings')
     if (meta.exclude !== undefined && typeof meta.exclude !== 'string') throw new TypeError('exclude must be a connection id')
-    return this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
+    await this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
   }
 
   /** The emitter topic of a group (the Redis channel with mqemitter-redis). */
@@ -223,8 +223,12 @@ export class Bus {
     return this.redis !== null
   }
 
-  /** Sends a command to every instance (this one included), e.g. "disconnect user X". */
-  async publishControl (kind: string, payload: Record<string, unknown>): Promise<void> {
+  /**
+   * Sends a command to every instance (this one included), e.g. "disconnect user X".
+   * Resolves how many subscribers Redis handed it to (one per instance listening to
+   * `kind`), or null when the emitter cannot tell (in process, custom, Redis Cluster).
+   */
+  async publishControl (kind: string, payload: Record<string, unknown>): Promise<number | null> {
     this.assertKind(kind)
     return this.emit(this.topic('control', kind), JSON.stringify(payload))
   }
@@ -367,7 +371,8 @@ export class Bus {
     }
   }
 
-  private async emit (topic: string, frame: string, exclude?: string, position?: { offset: number, epoch: string }): Promise<void> {
+  /** Hands one packet to the emitter; resolves how many subscribers got it, when known. */
+  private async emit (topic: string, frame: string, exclude?: string, position?: { offset: number, epoch: string }): Promise<number | null> {
     if (this.closed) throw new BusUnavailableError('closed')
     if (!this.up) throw new BusUnavailableError('backend link is down')
     const message: EmitterMessage = exclude === undefined
@@ -377,20 +382,26 @@ export class Bus {
       message.offset = position.offset
       message.epoch = position.epoch
     }
+    let receivers: Promise<number | null> = Promise.resolve(null)
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new BusUnavailableError(`publish not acknowledged within ${this.publishTimeoutMs} ms`)), this.publishTimeoutMs)
       timer.unref()
-      try {
+      const send = (): void => {
         this.emitter.emit(message, (err) => {
           clearTimeout(timer)
           if (err) reject(new BusUnavailableError('publish failed', { cause: err }))
           else resolve()
         })
+      }
+      try {
+        if (this.redis) receivers = this.redis.receivers(send)
+        else send()
       } catch (err) {
         clearTimeout(timer)
         reject(new BusUnavailableError('publish failed', { cause: err }))
       }
     })
+    return receivers
   }
 
   /** Runs `start(done)`; resolves true if done came within `ms`, false otherwise (then `late` runs when it does). */

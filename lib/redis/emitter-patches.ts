@@ -1,7 +1,7 @@
 // mqemitter-redis and its ioredis connections, as the bus needs them. The bus relies on
 // parts of mqemitter-redis its types do not declare (its two connections and its `state`
-// emitter) and changes their behaviour in four places, each for a failure of the stock
-// stack:
+// emitter) and changes their behaviour in five places, each for a failure of (or a gap
+// in) the stock stack:
 // - a message that does not decode throws inside ioredis' event handler, which kills the
 //   process: mqemitter-redis' message handlers run behind a try/catch;
 // - close() ignores the promise of QUIT, which rejects while Redis is down (an unhandled
@@ -12,7 +12,9 @@
 //   before its ready check; the connection enters subscriber mode, ioredis then refuses its
 //   own INFO, reconnects, and the subscription is gone while SUBSCRIBE reported success
 //   (at boot, a control subscription lost this way made user pushes go unacknowledged).
-//   SUBSCRIBE and its kin wait until the subscriber connection is ready.
+//   SUBSCRIBE and its kin wait until the subscriber connection is ready;
+// - PUBLISH answers how many subscribers got the message, which mqemitter-redis drops: it
+//   is kept for the caller that asks (the control protocol knows how many answers to await).
 // Each patch first checks that what it patches is there, in the shape it expects: if a new
 // version moved it, boot fails with WSX_ERR_REDIS_INTERNALS instead of a guarantee being
 // lost silently. An emitter is patched once.
@@ -28,6 +30,12 @@ export interface RedisEmitterParts {
   pubConn: Redis
   /** the subscriber link to follow: `link` when the emitter provides one (Cluster), else subConn */
   link: SubscriberLink
+  /**
+   * Runs `emit` (which must call PUBLISH synchronously, as mqemitter-redis' emit does) and
+   * resolves how many subscribers Redis delivered the message to; null when that is not
+   * known (Redis Cluster counts only the subscribers of one node, or PUBLISH failed).
+   */
+  receivers (emit: () => void): Promise<number | null>
   /** where the patches report; the bus sets them (until then, reports are dropped) */
   hooks: EmitterPatchHooks
 }
@@ -83,7 +91,7 @@ export function patchRedisEmitter (emitter: WsxEmitter): RedisEmitterParts | nul
   for (const event of MESSAGE_EVENTS) {
     if (subConn.listeners(event).length === 0) throw shapeError('mqemitter-redis', `no '${event}' listener on its subscriber connection`)
   }
-  const parts: RedisEmitterParts = { subConn, pubConn, link, hooks: { onGarbage () {}, onError () {} } }
+  const parts: RedisEmitterParts = { subConn, pubConn, link, receivers: countReceivers(pubConn), hooks: { onGarbage () {}, onError () {} } }
   state.on('error', (err: unknown) => parts.hooks.onError(err))
   guardMessageHandlers(subConn, (channel, err) => parts.hooks.onGarbage(channel, err))
   guardQuit(subConn)
@@ -148,4 +156,35 @@ function holdPubSubUntilReady (subConn: Redis, link: SubscriberLink): void {
   }
   link.on('ready', release)
   link.on('close', release)
+}
+
+/** Keeps what PUBLISH answered, for the caller of receivers(). */
+function countReceivers (pubConn: Redis): RedisEmitterParts['receivers'] {
+  // a Cluster's PUBLISH counts the subscribers of one node only: not a count of instances
+  if ((pubConn as unknown as { isCluster?: unknown }).isCluster === true) {
+    return (emit) => { emit(); return Promise.resolve(null) }
+  }
+  let capturing = false
+  let captured: Promise<unknown> | null = null
+  const conn = pubConn as unknown as { publish: (...args: unknown[]) => Promise<unknown> }
+  const publish = conn.publish.bind(pubConn)
+  conn.publish = (...args: unknown[]) => {
+    const p = publish(...args)
+    if (capturing) captured = p
+    return p
+  }
+  return (emit) => {
+    capturing = true
+    captured = null
+    try {
+      emit()
+    } finally {
+      capturing = false
+    }
+    const p = captured as Promise<unknown> | null
+    captured = null
+    // no PUBLISH seen (a later mqemitter-redis that publishes asynchronously): count unknown
+    if (p === null) return Promise.resolve(null)
+    return p.then((n) => (typeof n === 'number' ? n : null), () => null)
+  }
 }
