@@ -15,6 +15,7 @@ import type { WsxEmitter } from '../../types/options.js'
 import { BusUnavailableError, errors } from '../errors.js'
 import { disconnectRedis } from '../redis/client.js'
 import { patchRedisEmitter, type RedisEmitterParts } from '../redis/emitter-patches.js'
+import { assertGroupName } from './group-name.js'
 import { LinkMonitor } from './link-monitor.js'
 
 /** The part of a pino/Fastify logger the bus uses. */
@@ -189,13 +190,13 @@ export class Bus {
    * Rejects with WSX_ERR_GROUP_NAME for a name outside GROUP_PATTERN.
    */
   async subscribe (group: string, listener: BusListener): Promise<void> {
-    this.assertGroup(group)
+    assertGroupName(group)
     return this.addListener('group', group, listener)
   }
 
   /** Removes a local listener; the last one unsubscribes the emitter topic. */
   async unsubscribe (group: string, listener: BusListener): Promise<void> {
-    this.assertGroup(group)
+    assertGroupName(group)
     return this.removeListener(this.topic('group', group), listener)
   }
 
@@ -206,7 +207,7 @@ export class Bus {
    * Resolving means the backend accepted the frame, not that anyone received it.
    */
   async publish (group: string, frame: string, meta: FrameMeta = {}): Promise<void> {
-    this.assertGroup(group)
+    assertGroupName(group)
     if (typeof frame !== 'string') throw new TypeError('bus frames are serialized JSON strings')
     if (meta.exclude !== undefined && typeof meta.exclude !== 'string') throw new TypeError('exclude must be a connection id')
     await this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
@@ -214,7 +215,7 @@ export class Bus {
 
   /** The emitter topic of a group (the Redis channel with mqemitter-redis). */
   topicOf (group: string): string {
-    this.assertGroup(group)
+    assertGroupName(group)
     return this.topic('group', group)
   }
 
@@ -266,10 +267,6 @@ export class Bus {
 
   private topic (kind: 'group' | 'control', name: string): string {
     return `${this.namespace}/${kind === 'group' ? 'g' : 'c'}/${name}`
-  }
-
-  private assertGroup (group: string): void {
-    if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) throw new errors.WSX_ERR_GROUP_NAME(String(group))
   }
 
   private assertKind (kind: string): void {

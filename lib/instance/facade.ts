@@ -12,7 +12,7 @@ import { eventFrame, historyHead } from '../connection/envelope.js'
 import { compileHistory, type HistoryConfig, type HistoryOptions } from '../broadcast/history.js'
 import { errors } from '../errors.js'
 import { CloseCode } from '../../protocol/index.js'
-import { assertGroupName } from '../broadcast/groups.js'
+import { assertGroupName } from '../broadcast/group-name.js'
 import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from '../upgrade/hooks.js'
 import type { BroadcastOptions, DefinedRoute, RouteEventMap, RouteOptions, RouteSenders } from '../../types/options.js'
 import type { LockInfo } from '../security/auth-lock.js'
@@ -235,10 +235,7 @@ export class WsxFacade {
 
   /** Counters: connections, messages per action and outcome, handler latency, bus state. */
   stats (): WsxStatsSnapshot {
-    const snap = this.shared.core.stats.snapshot()
-    snap.bus.up = this.shared.bus.up
-    snap.bus.received = this.shared.core.groups.received
-    return snap
+    return this.shared.core.stats.snapshot({ received: this.shared.core.groups.received, up: this.shared.bus.up })
   }
 
   /** Local connections on this instance (read-only view). */
