@@ -71,7 +71,7 @@ const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/
 const PACKET_VERSION = 1
 const DROP_LOG_INTERVAL_MS = 10_000
 
-interface Packet { frame: string, exclude?: string, offset?: number, epoch?: string }
+interface Packet extends FrameMeta { frame: string }
 
 /**
  * Shape check of what the emitter hands us: anything that was not written by publish()

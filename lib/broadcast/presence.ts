@@ -5,6 +5,7 @@
 // truth it re-publishes whenever Redis forgot it (stale heartbeat, failed write).
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import type { BusLogger } from './bus.js'
 import { assertGroupName } from './group-name.js'
 import { errors } from '../errors.js'
 import { keyPrefixOf, waitForRedis } from '../redis/client.js'
@@ -24,9 +25,8 @@ export interface PresenceStore {
   close (): Promise<void>
 }
 
-export interface PresenceLogger {
-  warn (obj: object, msg?: string): void
-}
+/** The part of the bus' logger (a pino/Fastify logger) presence uses. */
+export type PresenceLogger = Pick<BusLogger, 'warn'>
 
 const MAX_ID_LENGTH = 256
 // instance ids are the prefix of hash fields, split at the first '/': they cannot hold one
