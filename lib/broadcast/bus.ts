@@ -7,7 +7,7 @@
 // - publish, subscribe and close never hang, even with Redis stopped or frozen.
 // On Redis, the emitter's internals are patched by lib/redis/emitter-patches.ts and the
 // link's health followed by link-monitor.ts, which says when to resync the groups
-// (`onResync`, the `socket.resync` of README, Delivery and recovery).
+// (`onResync`: the `socket.resync` of README.md#delivery-and-recovery).
 import mqemitter from 'mqemitter'
 import sjson from 'secure-json-parse'
 import { GROUP_PATTERN } from '../../protocol/index.js'

@@ -1,8 +1,8 @@
 // Whether the Redis behind the bus can be trusted right now, and when it is back. Pub/sub
 // loses whatever is published while a subscriber is away, so the bus must know when its
 // links go down (to refuse publishing instead of pretending) and when they are back (to
-// tell the groups they may have missed something: `socket.resync`, README, Delivery and
-// recovery). A socket that closes says so; a frozen Redis keeps its sockets open and says
+// tell the groups they may have missed something: `socket.resync`,
+// README.md#delivery-and-recovery). A socket that closes says so; a frozen Redis keeps its sockets open and says
 // nothing, so the subscriber link is also probed with a PING.
 import type { BusLogger } from './bus.js'
 
