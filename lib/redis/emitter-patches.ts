@@ -55,6 +55,7 @@ const PUBSUB_COMMANDS = ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe
 const MESSAGE_EVENTS = ['messageBuffer', 'pmessageBuffer'] as const
 
 const GUARDED = Symbol('wsx.guarded')
+
 function shapeError (what: string, why: string): Error {
   return new errors.WSX_ERR_REDIS_INTERNALS(what, why)
 }
