@@ -5,11 +5,11 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { Redis } from 'ioredis'
-import { randomUUID } from 'node:crypto'
 import { buildConfig } from './lib/boot/config.js'
 import { errors } from './lib/errors.js'
 import { Core } from './lib/instance/core.js'
-import { Bus, type EmitterLike } from './lib/broadcast/bus.js'
+import { Bus } from './lib/broadcast/bus.js'
+import { startControl } from './lib/broadcast/control.js'
 import { GroupRegistry } from './lib/broadcast/groups.js'
 import { createLimiter, createLockout } from './lib/security/stores/index.js'
 import { checkRedisInput, closeRedis, waitForRedis } from './lib/redis/client.js'
@@ -23,10 +23,8 @@ import { WsxFacade, type WsxShared } from './lib/instance/facade.js'
 import { selectSubprotocol, upgradeGuard } from './lib/upgrade/hooks.js'
 import { assertFrameworkShapes } from './lib/fastify/internals.js'
 import type { Connection } from './lib/connection/connection.js'
-import type { WsxPluginOptions } from './types/options.js'
+import type { WsxEmitter, WsxPluginOptions } from './types/options.js'
 import './types/fastify.js'
-
-const CONTROL_WAIT_MS = 300
 
 const OUTAGE_LOG_INTERVAL_MS = 10_000
 
@@ -57,7 +55,7 @@ function redisOutageLog (log: FastifyInstance['log']) {
 }
 
 /** Opens the plugin's own Redis connections when `redis` is set (loads ioredis only then). */
-async function openRedisIfSet (opts: WsxPluginOptions, namespace: string, log: FastifyInstance['log']): Promise<{ store?: Redis, emitter?: EmitterLike }> {
+async function openRedisIfSet (opts: WsxPluginOptions, namespace: string, log: FastifyInstance['log']): Promise<{ store?: Redis, emitter?: WsxEmitter }> {
   if (opts.redis === undefined) return {}
   const check = checkRedisInput(opts.redis)
   for (const warning of check.warnings) log.warn(`wsx: ${warning}`)
@@ -82,8 +80,15 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   const onStoreError = (err: Error) => log.debug({ err }, 'wsx: Redis store command failed')
 
   const { store: storeRedis, emitter: redisEmitter } = await openRedisIfSet(opts, config.namespace, log)
-  const emitter = opts.emitter as EmitterLike | undefined ?? redisEmitter
-  const bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
+  const emitter = opts.emitter ?? redisEmitter
+  let bus: Bus
+  try {
+    bus = new Bus({ ...(emitter && { emitter }), namespace: config.namespace, log })
+  } catch (err) {
+    // WSX_ERR_REDIS_INTERNALS from the app's own mqemitter-redis: our store connection must not keep the process alive
+    if (storeRedis) await closeRedis(storeRedis)
+    throw err
+  }
   const groups = new GroupRegistry(bus, config.maxGroupsPerConnection)
   const limiter = createLimiter({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
   const lockout = createLockout({ ...(storeRedis && { redis: storeRedis }), namespace: config.namespace, onError: onStoreError })
@@ -104,10 +109,11 @@ const wsxPlugin: FastifyPluginAsync<WsxPluginOptions> = async function wsx (fast
   core.historyStore = historyStore
   if (historyStore) groups.history = { store: historyStore, onLost: (lost) => sendResync(core, lost) }
 
-  const shared: WsxShared = { core, bus, routes: [], channels: new Map(), request: controlRequest(core, bus, storeRedis !== undefined) }
+  // sendToUser / disconnectUser across instances, counted from their acknowledgements
+  const request = await startControl(core, bus, { distributed: storeRedis !== undefined })
+  const shared: WsxShared = { core, bus, routes: [], channels: new Map(), request }
   // groups with history heal themselves from it; the others (and uncovered gaps) resync
   bus.onResync((affected) => sendResync(core, groups.healAll(affected)))
-  await listenForControl(core, bus)
 
   await fastify.register(websocket, {
     ...opts.websocket,
@@ -160,47 +166,6 @@ function sendResync (core: Core, affected: string[]): void {
     }
   }
   for (const [conn, list] of perConnection) conn.sendRaw(eventFrame(ServerEvent.resync, { groups: list }))
-}
-
-/** Cross-instance user commands: every instance acts locally and acknowledges with a count. */
-async function listenForControl (core: Core, bus: Bus): Promise<void> {
-  await bus.onControl('user-send', (p) => {
-    const set = core.byUser.get(String(p.user))
-    const frame = String(p.frame)
-    let n = 0
-    for (const conn of set ?? []) if ((conn as unknown as Connection).sendRaw(frame)) n++
-    return bus.publishControl('ack', { req: p.req, n }).catch(() => {})
-  })
-  await bus.onControl('user-close', (p) => {
-    const n = core.disconnectUserLocally(String(p.user), Number(p.code), String(p.reason))
-    return bus.publishControl('ack', { req: p.req, n }).catch(() => {})
-  })
-}
-
-function controlRequest (core: Core, bus: Bus, distributed: boolean): WsxShared['request'] {
-  const pending = new Map<string, { total: number, acks: number }>()
-  bus.onControl('ack', (p) => {
-    const entry = pending.get(String(p.req))
-    if (entry) {
-      entry.total += Number(p.n) || 0
-      entry.acks++
-    }
-  }).catch((err: unknown) => core.log.error({ err }, 'wsx: control channel unavailable'))
-  return async (kind, payload) => {
-    const req = randomUUID()
-    const entry = { total: 0, acks: 0 }
-    pending.set(req, entry)
-    try {
-      await bus.publishControl(kind, { ...payload, req })
-      // one instance answers at once; with Redis, wait a short window for the others
-      const until = Date.now() + CONTROL_WAIT_MS
-      const answered = () => !distributed && entry.acks > 0
-      while (Date.now() < until && !answered()) await new Promise((resolve) => setTimeout(resolve, 10))
-      return entry.total
-    } finally {
-      pending.delete(req)
-    }
-  }
 }
 
 /**

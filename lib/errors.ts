@@ -28,9 +28,23 @@ export const errors = {
   WSX_ERR_NOT_READY: createError('WSX_ERR_NOT_READY', 'fastify-wsx: %s', 500),
   WSX_ERR_REDIS_UNSUITABLE: createError('WSX_ERR_REDIS_UNSUITABLE', 'The redis option cannot be used: %s', 500, TypeError),
   WSX_ERR_ASSET_INVALID: createError('WSX_ERR_ASSET_INVALID', 'The fastify-wsx file %s is missing or damaged (%s); reinstall the package', 500),
+  WSX_ERR_REDIS_INTERNALS: createError('WSX_ERR_REDIS_INTERNALS',
+    'fastify-wsx patches an internal of %s that is not there in the shape it expects (%s); this version is not supported, use the one package.json names', 500),
   WSX_ERR_PLAYGROUND_IN_PRODUCTION: createError('WSX_ERR_PLAYGROUND_IN_PRODUCTION',
     'The wsx playground is not registered when NODE_ENV is production; pass { enableInProduction: true } to override', 500)
 } as const
+
+/**
+ * The bus could not take a frame (backend down, timed out, or closed). Not a boot error: a
+ * send rejects with it at run time, and a handler that lets it through answers `server_error`.
+ */
+export class BusUnavailableError extends Error {
+  readonly code = 'WSX_ERR_BUS_UNAVAILABLE'
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(`fastify-wsx bus: ${message}`, options)
+    this.name = 'BusUnavailableError'
+  }
+}
 
 export interface WireErrorBody {
   code: ErrorCode

@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Bus, BusUnavailableError, type BusMeta, type BusOptions } from '../lib/broadcast/bus.js'
+import { Bus, type BusMeta, type BusOptions } from '../lib/broadcast/bus.js'
+import { BusUnavailableError } from '../lib/errors.js'
 import { createRedisEmitter } from '../lib/broadcast/redis-emitter.js'
 import { startRedis, type RedisHandle } from './helpers/redis.js'
 import { stopChild, tsNodeArgs } from './helpers/ts-child.js'
@@ -75,6 +76,36 @@ t.test('two instances, each with its own Redis emitter', async (t) => {
   await eventually(() => inA.frames, (frames) => frames.includes('after-leave'), { what: 'a gets it' })
   await sleep(50) // real time: what must not arrive would come over Redis, on no clock of ours
   t.notOk(inB.frames.includes('after-leave'), 'nothing after the last unsubscribe')
+})
+
+t.test('a subscription made while the subscriber connection is still in its handshake is not lost', async (t) => {
+  const redis = await startRedis(t)
+  if (!redis) return
+  // the plugin's own ioredis 5: it would write this SUBSCRIBE before its ready check, then
+  // refuse its own INFO in subscriber mode, reconnect, and forget the subscription
+  for (let round = 1; round <= 3; round++) {
+    const emitter = createRedisEmitter(redis.url, `hs${round}`)
+    const subConn = (emitter as unknown as { subConn: { status: string, once (e: string, l: () => void): void, on (e: string, l: () => void): void } }).subConn
+    const bus = new Bus({ emitter, namespace: `hs${round}` })
+    t.teardown(() => bus.close())
+    let reconnects = 0
+    subConn.on('reconnecting', () => { reconnects++ })
+    const room = inbox()
+    const during = await new Promise<string>((resolve) => {
+      subConn.once('connect', () => {
+        const status = subConn.status
+        bus.subscribe('room', room.listener).then(() => resolve(status), () => resolve('failed'))
+      })
+    })
+    t.equal(during, 'connect', `round ${round}: subscribed during the handshake`)
+    await eventually(() => bus.up, { what: 'bus up' })
+    const [, count] = await redis.client().pubsub('NUMSUB', bus.topicOf('room')) as [string, number]
+    t.equal(count, 1, `round ${round}: Redis holds the subscription`)
+    await bus.publish('room', `hello ${round}`)
+    await eventually(() => room.frames.length > 0, { what: 'the frame', timeout: 3000 }).catch(() => {})
+    t.same(room.frames, [`hello ${round}`], `round ${round}: the frame arrives`)
+    t.equal(reconnects, 0, `round ${round}: the connection never had to reconnect`)
+  }
 })
 
 t.test('garbage PUBLISHed on our channels is dropped, and the process survives', async (t) => {

@@ -1,20 +1,23 @@
 // The Bus carries already-serialized frames to the members of a group on every instance,
 // over any mqemitter-compatible emitter (in-process mqemitter by default, mqemitter-redis
-// across instances). It is where the holes of mqemitter-redis are plugged:
+// across instances), one emitter topic per group however many local listeners it has:
 // - group names are validated, so no wildcard or Redis glob ever reaches a topic;
 // - payloads are JSON text strings, so msgpack cannot revive `__proto__` or choke on depth;
-// - garbage published on our channels is caught and dropped instead of killing the process;
-// - the bus knows when the subscriber link is down and, once it is back, tells the core
-//   which groups may have missed messages (`onResync`, the protocol (README, The protocol) `socket.resync`);
-// - publish and close never hang, even with Redis stopped or frozen.
-import { EventEmitter } from 'node:events'
+// - what arrives is shape-checked: garbage on our channels is dropped, never delivered;
+// - publish, subscribe and close never hang, even with Redis stopped or frozen.
+// On Redis, the emitter's internals are patched by lib/redis/emitter-patches.ts and the
+// link's health followed by link-monitor.ts, which says when to resync the groups
+// (`onResync`: the `socket.resync` of README.md#delivery-and-recovery).
 import mqemitter from 'mqemitter'
 import sjson from 'secure-json-parse'
 import { SAFE_PARSE_OPTIONS } from '../connection/json-codec.js'
-import type { Redis } from 'ioredis'
 import { GROUP_PATTERN } from '../../protocol/index.js'
-import { errors } from '../errors.js'
+import type { WsxEmitter } from '../../types/options.js'
+import { BusUnavailableError, errors } from '../errors.js'
 import { disconnectRedis } from '../redis/client.js'
+import { patchRedisEmitter, type RedisEmitterParts } from '../redis/emitter-patches.js'
+import { assertGroupName } from './group-name.js'
+import { LinkMonitor } from './link-monitor.js'
 
 /** The part of a pino/Fastify logger the bus uses. */
 export interface BusLogger {
@@ -23,9 +26,8 @@ export interface BusLogger {
   error (obj: object, msg?: string): void
 }
 
-/** What a group listener learns besides the frame. */
-export interface BusMeta {
-  group: string
+/** What travels with a frame besides its text. */
+export interface FrameMeta {
   /** connection id the publisher asked to skip (exclude-sender) */
   exclude?: string
   /** position of the event in the group's history (history-enabled groups only) */
@@ -33,24 +35,21 @@ export interface BusMeta {
   epoch?: string
 }
 
+/** What a group listener learns besides the frame. */
+export interface BusMeta extends FrameMeta {
+  group: string
+}
+
 export type BusListener = (frame: string, meta: BusMeta) => void
 export type ControlHandler = (payload: Record<string, unknown>) => void | Promise<void>
 export type ResyncListener = (groups: string[]) => void
 
-type EmitterMessage = Record<string, any> & { topic: string }
-type EmitterListener = (message: EmitterMessage, done: () => void) => void
-
-/** What the bus needs from an emitter: mqemitter's four methods. */
-export interface EmitterLike {
-  on (topic: string, listener: EmitterListener, callback?: () => void): unknown
-  emit (message: EmitterMessage, callback?: (error?: Error) => void): void
-  removeListener (topic: string, listener: EmitterListener, callback?: () => void): void
-  close (callback: () => void): void
-}
+type EmitterMessage = Parameters<WsxEmitter['emit']>[0]
+type EmitterListener = Parameters<WsxEmitter['on']>[1]
 
 export interface BusOptions {
   /** default: an in-process mqemitter (single instance) */
-  emitter?: EmitterLike
+  emitter?: WsxEmitter
   /** prefix of every topic, e.g. one per application sharing a Redis; default 'wsx' */
   namespace?: string
   log?: BusLogger
@@ -68,94 +67,12 @@ export interface BusOptions {
   probeIntervalMs?: number
 }
 
-/** publish() could not hand the frame to the backend: it was down, timed out or closed. */
-export class BusUnavailableError extends Error {
-  readonly code = 'WSX_ERR_BUS_UNAVAILABLE'
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(`fastify-wsx bus: ${message}`, options)
-    this.name = 'BusUnavailableError'
-  }
-}
-
 // Same alphabet as group names: no `/`, `+`, `#` or glob character in our topic prefix.
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/
 const PACKET_VERSION = 1
 const DROP_LOG_INTERVAL_MS = 10_000
 
-/**
- * The subscriber link whose health the bus follows: the subscriber connection itself, or
- * (Redis Cluster) what an emitter provides as `link` to follow the node connection the
- * cluster subscribes through. Emits 'close' and 'ready'; its PING travels behind the
- * subscriptions.
- */
-export interface SubscriberLink {
-  readonly status: string
-  ping (): Promise<unknown>
-  on (event: 'close' | 'ready', listener: () => void): unknown
-  removeListener (event: 'close' | 'ready', listener: () => void): unknown
-}
-
-/** The untyped parts of mqemitter-redis (its .d.ts declares none of them). */
-interface RedisEmitterParts {
-  subConn: Redis
-  pubConn: Redis
-  state: EventEmitter
-  link: SubscriberLink
-}
-
-function redisParts (emitter: EmitterLike): RedisEmitterParts | null {
-  const e = emitter as Partial<RedisEmitterParts>
-  const isConn = (c: unknown): c is Redis =>
-    typeof c === 'object' && c !== null && typeof (c as Redis).listeners === 'function' && typeof (c as Redis).status === 'string'
-  if (!isConn(e.subConn) || !isConn(e.pubConn) || !(e.state instanceof EventEmitter)) return null
-  const link = e.link !== undefined && typeof e.link.ping === 'function' ? e.link : e.subConn
-  return { subConn: e.subConn, pubConn: e.pubConn, state: e.state, link }
-}
-
-const GUARDED = Symbol('wsx.guarded')
-type GuardedFn = ((...args: unknown[]) => void) & { [GUARDED]?: true }
-
-/**
- * mqemitter-redis msgpack-decodes whatever arrives on a subscribed channel inside the
- * ioredis event handler; junk makes it throw there, which kills the process.
- * Each of its message handlers is re-attached behind a try/catch. Idempotent.
- */
-function guardMessageHandlers (subConn: Redis, onGarbage: (channel: string, err: unknown) => void): void {
-  for (const event of ['messageBuffer', 'pmessageBuffer'] as const) {
-    const channelArg = event === 'messageBuffer' ? 0 : 1
-    for (const fn of subConn.listeners(event) as GuardedFn[]) {
-      if (fn[GUARDED]) continue
-      const guarded: GuardedFn = function (this: unknown, ...args: unknown[]) {
-        try {
-          fn.apply(this, args)
-        } catch (err) {
-          onGarbage(String(args[channelArg]), err)
-        }
-      }
-      guarded[GUARDED] = true
-      subConn.removeListener(event, fn)
-      subConn.on(event, guarded)
-    }
-  }
-}
-
-/**
- * mqemitter-redis.close() calls quit() on both connections and ignores the promise; while
- * Redis is down that promise can reject (unhandled rejection = exit on Node 20).
- */
-function guardQuit (conn: Redis): void {
-  const c = conn as Redis & { [GUARDED]?: true }
-  if (c[GUARDED]) return
-  c[GUARDED] = true
-  const quit = conn.quit.bind(conn)
-  c.quit = ((...args: Parameters<Redis['quit']>) => {
-    const p = quit(...args)
-    p.catch(() => {})
-    return p
-  }) as Redis['quit']
-}
-
-interface Packet { frame: string, exclude?: string, offset?: number, epoch?: string }
+interface Packet extends FrameMeta { frame: string }
 
 /**
  * Shape check of what the emitter hands us: anything that was not written by publish()
@@ -203,73 +120,61 @@ const silentLog: BusLogger = { debug () {}, warn () {}, error () {} }
  * Topics: `${namespace}/g/${group}` for frames, `${namespace}/c/${kind}` for control commands.
  */
 export class Bus {
-  private readonly emitter: EmitterLike
+  private readonly emitter: WsxEmitter
   private readonly namespace: string
   private readonly log: BusLogger
   private readonly ackTimeoutMs: number
   private readonly publishTimeoutMs: number
   private readonly closeTimeoutMs: number
   private readonly redis: RedisEmitterParts | null
+  /** the health of the Redis links; null for an emitter that has none to follow */
+  private readonly monitor: LinkMonitor | null
   private readonly subs = new Map<string, Subscription>()
   private readonly resyncListeners = new Set<ResyncListener>()
   private closed = false
-  /** the subscriber connection is up and its subscriptions are confirmed */
-  private subReady: boolean
-  /** the link went down after having been up (or an ack was lost): resync on the next ready */
-  private missed = false
-  /** bumps on every link transition, so a slow readiness probe cannot undo a newer close */
-  private linkGeneration = 0
   private lastDropLog = 0
-  private outageErrors = 0
-  private probeTimer: NodeJS.Timeout | null = null
-  private probing = false
-  private readonly onLinkClose = (): void => { this.linkDown() }
-  private readonly onLinkReady = (): void => { this.confirmLinkUp() }
-  private readonly onPubReady = (): void => { this.resyncIfBack() }
-  private readonly onEmitterError = (err: unknown): void => {
-    // first error of an outage is worth a warning; ioredis repeats it on every retry
-    if (this.outageErrors++ === 0) this.log.warn({ err }, 'wsx bus: backend error')
-    else this.log.debug({ err }, 'wsx bus: backend error')
-  }
 
   constructor (opts: BusOptions = {}) {
     this.namespace = opts.namespace ?? 'wsx'
     if (!NAMESPACE_PATTERN.test(this.namespace)) throw new errors.WSX_ERR_OPTS_INVALID(`bus namespace "${this.namespace}" must match ${NAMESPACE_PATTERN}`)
-    this.emitter = opts.emitter ?? (mqemitter() as unknown as EmitterLike)
+    this.emitter = opts.emitter ?? (mqemitter() as unknown as WsxEmitter)
     this.log = opts.log ?? silentLog
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 2000
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 2000
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 1000
-    this.redis = redisParts(this.emitter)
+    // an emitter built by createRedisEmitter is patched already; one the app built is patched
+    // here, before the monitor listens: on 'ready', held subscriptions go out before its PING
+    this.redis = patchRedisEmitter(this.emitter)
     if (this.redis) {
-      const { subConn, pubConn, state, link } = this.redis
-      // without an 'error' listener on state, the first ECONNREFUSED crashes the process
-      state.on('error', this.onEmitterError)
-      guardMessageHandlers(subConn, (channel, err) => this.dropped(channel, 'undecodable message', err))
-      guardQuit(subConn)
-      guardQuit(pubConn)
-      link.on('close', this.onLinkClose)
-      link.on('ready', this.onLinkReady)
-      pubConn.on('ready', this.onPubReady)
-      this.subReady = link.status === 'ready'
-      const every = opts.probeIntervalMs ?? 2000
-      if (every > 0) {
-        this.probeTimer = setInterval(() => { this.probe() }, every)
-        this.probeTimer.unref()
+      this.redis.hooks = {
+        onGarbage: (channel, err) => this.dropped(channel, 'undecodable message', err),
+        onError: (err) => this.monitor?.backendError(err)
       }
-    } else {
-      this.subReady = true
     }
+    this.monitor = this.redis === null
+      ? null
+      : new LinkMonitor({
+        subscriber: this.redis.link,
+        publisher: this.redis.pubConn,
+        pingTimeoutMs: this.ackTimeoutMs,
+        probeIntervalMs: opts.probeIntervalMs ?? 2000,
+        log: this.log,
+        onBack: () => {
+          const groups = this.groups()
+          if (groups.length > 0) this.emitResync(groups)
+        }
+      })
   }
 
   /**
    * false while the backend is unreachable (subscriber link down or not yet confirmed,
    * publisher link down): publish() then rejects at once. A frozen Redis that keeps its
-   * sockets open is not detected here; publish() then rejects on its timeout.
+   * sockets open is seen by the next unanswered probe; until then publish() rejects on
+   * its timeout.
    */
   get up (): boolean {
-    if (this.closed || !this.subReady) return false
-    return this.redis ? this.redis.pubConn.status === 'ready' : true
+    if (this.closed) return false
+    return this.monitor === null || this.monitor.up
   }
 
   /** Groups with at least one local listener. */
@@ -286,13 +191,13 @@ export class Bus {
    * Rejects with WSX_ERR_GROUP_NAME for a name outside GROUP_PATTERN.
    */
   async subscribe (group: string, listener: BusListener): Promise<void> {
-    this.assertGroup(group)
+    assertGroupName(group)
     return this.addListener('group', group, listener)
   }
 
   /** Removes a local listener; the last one unsubscribes the emitter topic. */
   async unsubscribe (group: string, listener: BusListener): Promise<void> {
-    this.assertGroup(group)
+    assertGroupName(group)
     return this.removeListener(this.topic('group', group), listener)
   }
 
@@ -302,16 +207,16 @@ export class Bus {
    * when the backend errs, or after `publishTimeoutMs` (the frame may then still be sent).
    * Resolving means the backend accepted the frame, not that anyone received it.
    */
-  async publish (group: string, frame: string, meta: { exclude?: string, offset?: number, epoch?: string } = {}): Promise<void> {
-    this.assertGroup(group)
+  async publish (group: string, frame: string, meta: FrameMeta = {}): Promise<void> {
+    assertGroupName(group)
     if (typeof frame !== 'string') throw new TypeError('bus frames are serialized JSON strings')
     if (meta.exclude !== undefined && typeof meta.exclude !== 'string') throw new TypeError('exclude must be a connection id')
-    return this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
+    await this.emit(this.topic('group', group), frame, meta.exclude, meta.offset === undefined ? undefined : { offset: meta.offset, epoch: meta.epoch ?? '' })
   }
 
   /** The emitter topic of a group (the Redis channel with mqemitter-redis). */
   topicOf (group: string): string {
-    this.assertGroup(group)
+    assertGroupName(group)
     return this.topic('group', group)
   }
 
@@ -320,8 +225,12 @@ export class Bus {
     return this.redis !== null
   }
 
-  /** Sends a command to every instance (this one included), e.g. "disconnect user X". */
-  async publishControl (kind: string, payload: Record<string, unknown>): Promise<void> {
+  /**
+   * Sends a command to every instance (this one included), e.g. "disconnect user X".
+   * Resolves how many subscribers Redis handed it to (one per instance listening to
+   * `kind`), or null when the emitter cannot tell (in process, custom, Redis Cluster).
+   */
+  async publishControl (kind: string, payload: Record<string, unknown>): Promise<number | null> {
     this.assertKind(kind)
     return this.emit(this.topic('control', kind), JSON.stringify(payload))
   }
@@ -330,11 +239,6 @@ export class Bus {
   async onControl (kind: string, handler: ControlHandler): Promise<void> {
     this.assertKind(kind)
     return this.addListener('control', kind, handler)
-  }
-
-  async offControl (kind: string, handler: ControlHandler): Promise<void> {
-    this.assertKind(kind)
-    return this.removeListener(this.topic('control', kind), handler)
   }
 
   /**
@@ -350,15 +254,10 @@ export class Bus {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.probeTimer) clearInterval(this.probeTimer)
     this.subs.clear()
     this.resyncListeners.clear()
-    if (this.redis) {
-      this.redis.link.removeListener('close', this.onLinkClose)
-      this.redis.link.removeListener('ready', this.onLinkReady)
-      this.redis.pubConn.removeListener('ready', this.onPubReady)
-      // the 'error' listener on state stays: an error after close must not crash either
-    }
+    // the 'error' listener on mqemitter-redis' state stays: an error after close must not crash either
+    this.monitor?.close()
     const closed = await this.within(this.closeTimeoutMs, (done) => this.emitter.close(done))
     if (!closed) this.log.warn({}, 'wsx bus: emitter did not close in time; disconnecting')
     if (this.redis) {
@@ -369,10 +268,6 @@ export class Bus {
 
   private topic (kind: 'group' | 'control', name: string): string {
     return `${this.namespace}/${kind === 'group' ? 'g' : 'c'}/${name}`
-  }
-
-  private assertGroup (group: string): void {
-    if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) throw new errors.WSX_ERR_GROUP_NAME(String(group))
   }
 
   private assertKind (kind: string): void {
@@ -474,7 +369,8 @@ export class Bus {
     }
   }
 
-  private async emit (topic: string, frame: string, exclude?: string, position?: { offset: number, epoch: string }): Promise<void> {
+  /** Hands one packet to the emitter; resolves how many subscribers got it, when known. */
+  private async emit (topic: string, frame: string, exclude?: string, position?: { offset: number, epoch: string }): Promise<number | null> {
     if (this.closed) throw new BusUnavailableError('closed')
     if (!this.up) throw new BusUnavailableError('backend link is down')
     const message: EmitterMessage = exclude === undefined
@@ -484,20 +380,26 @@ export class Bus {
       message.offset = position.offset
       message.epoch = position.epoch
     }
+    let receivers: Promise<number | null> = Promise.resolve(null)
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new BusUnavailableError(`publish not acknowledged within ${this.publishTimeoutMs} ms`)), this.publishTimeoutMs)
       timer.unref()
-      try {
+      const send = (): void => {
         this.emitter.emit(message, (err) => {
           clearTimeout(timer)
           if (err) reject(new BusUnavailableError('publish failed', { cause: err }))
           else resolve()
         })
+      }
+      try {
+        if (this.redis) receivers = this.redis.receivers(send)
+        else send()
       } catch (err) {
         clearTimeout(timer)
         reject(new BusUnavailableError('publish failed', { cause: err }))
       }
     })
+    return receivers
   }
 
   /** Runs `start(done)`; resolves true if done came within `ms`, false otherwise (then `late` runs when it does). */
@@ -525,75 +427,7 @@ export class Bus {
   private lateAck (sub: Subscription): void {
     if (this.closed || this.subs.get(sub.topic) !== sub || sub.kind !== 'group' || !sub.unconfirmed) return
     if (this.up) this.emitResync([sub.name])
-    else this.missed = true
-  }
-
-  private linkDown (): void {
-    this.linkGeneration++
-    if (this.closed || !this.subReady) return
-    this.subReady = false
-    this.missed = true
-    this.log.warn({}, 'wsx bus: subscriber link lost; publish fails until it is back')
-  }
-
-  /**
-   * ioredis says 'ready' right after writing the re-SUBSCRIBE commands, before Redis
-   * answered them. A PING on the same connection is answered after them, so once it is
-   * back every subscription is in place and a resync cannot race a still-missing one.
-   */
-  private confirmLinkUp (): void {
-    if (this.closed || !this.redis) return
-    const generation = ++this.linkGeneration
-    const ping = this.redis.link.ping().then(() => true, () => false)
-    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
-    Promise.race([ping, timeout]).then((answered) => {
-      if (this.closed || generation !== this.linkGeneration) return
-      if (!answered) this.log.warn({}, 'wsx bus: subscriber link ready but PING unanswered')
-      this.subReady = true
-      this.resyncIfBack()
-    }, () => {})
-  }
-
-  /**
-   * One PING at a time on the subscriber link. Unanswered within `ackTimeoutMs`: the link
-   * is down (a frozen Redis), whatever the socket says; answered again later: it is back,
-   * and the groups are resynced, since anything published meanwhile may be lost.
-   */
-  private probe (): void {
-    if (this.closed || this.probing || !this.redis || this.redis.link.status !== 'ready') return
-    this.probing = true
-    const generation = this.linkGeneration
-    const ping = this.redis.link.ping().then(() => true, () => false)
-    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, this.ackTimeoutMs, false).unref())
-    Promise.race([ping, timeout]).then((answered) => {
-      if (this.closed) return
-      if (!answered) {
-        if (this.subReady) {
-          this.subReady = false
-          this.missed = true
-          this.log.warn({}, 'wsx bus: backend stopped answering; publish fails until it is back')
-        }
-        // the PING stays queued on the link: its late answer ends the probe
-        ping.then(() => { this.probing = false }, () => { this.probing = false })
-        return
-      }
-      this.probing = false
-      if (!this.subReady && generation === this.linkGeneration) {
-        this.subReady = true
-        this.resyncIfBack()
-      }
-    }, () => { this.probing = false })
-  }
-
-  /** Once both links are back after a loss, the groups subscribed now are resynced, once. */
-  private resyncIfBack (): void {
-    if (!this.up) return
-    this.outageErrors = 0
-    if (!this.missed) return
-    this.missed = false
-    this.log.warn({}, 'wsx bus: backend link back; resyncing groups')
-    const groups = this.groups()
-    if (groups.length > 0) this.emitResync(groups)
+    else this.monitor?.noteMissed()
   }
 
   private emitResync (groups: string[]): void {

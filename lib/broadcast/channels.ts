@@ -1,4 +1,4 @@
-// Channel subscriptions (the protocol (README, The protocol), after mizan): params validated by the channel's
+// Channel subscriptions (docs/protocol.md#channelsubscribe-and-channelunsubscribe): params validated by the channel's
 // schema, then its authorize check, then the connection joins the channel's group.
 // Events of a subscription carry `channel` and `params`.
 import type { FastifyInstance } from 'fastify'

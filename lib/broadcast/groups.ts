@@ -7,17 +7,12 @@
 // instance delivered: duplicates are dropped, and a gap (or a bus outage) is healed from
 // the history before later frames go out, so members see offsets in order without holes.
 import { errors } from '../errors.js'
-import { GROUP_PATTERN } from '../../protocol/index.js'
+import { assertGroupName } from './group-name.js'
+import type { Bus, BusListener, BusMeta, FrameMeta } from './bus.js'
 import type { HistoryConfig, HistoryRead, HistoryStore } from './history.js'
 
-export interface BusMeta { exclude?: string, offset?: number, epoch?: string }
-export type BusListener = (frame: string, meta: BusMeta) => void
-
-export interface BusLike {
-  subscribe (group: string, listener: BusListener): Promise<void>
-  unsubscribe (group: string, listener: BusListener): Promise<void>
-  publish (group: string, frame: string, meta?: BusMeta): Promise<void>
-}
+/** The part of the Bus the registry uses. */
+export type BusLike = Pick<Bus, 'subscribe' | 'unsubscribe' | 'publish'>
 
 export interface Member {
   readonly id: string
@@ -34,7 +29,7 @@ interface Track {
   /** the last offset handed to local members */
   last: number
   /** frames held while the history is read (initial position, gap, outage) */
-  healing: Array<[string, BusMeta]> | null
+  healing: Array<[string, FrameMeta]> | null
   running: Promise<boolean> | null
   again: boolean
 }
@@ -52,10 +47,6 @@ export interface RegistryHistory {
   store: HistoryStore
   /** the history of these groups was lost or could not be read: members must refetch */
   onLost (groups: string[]): void
-}
-
-export function assertGroupName (name: unknown): asserts name is string {
-  if (typeof name !== 'string' || !GROUP_PATTERN.test(name)) throw new errors.WSX_ERR_GROUP_NAME(String(name))
 }
 
 export class GroupRegistry {
@@ -112,7 +103,7 @@ export class GroupRegistry {
     }
   }
 
-  broadcast (group: string, frame: string, meta?: BusMeta): Promise<void> {
+  broadcast (group: string, frame: string, meta?: FrameMeta): Promise<void> {
     assertGroupName(group)
     return this.bus.publish(group, frame, meta)
   }
@@ -145,7 +136,7 @@ export class GroupRegistry {
   }
 
   /** Orders a frame against the group's stream position, then hands it to the members. */
-  private accept (local: LocalGroup, frame: string, meta: BusMeta): void {
+  private accept (local: LocalGroup, frame: string, meta: FrameMeta): void {
     const t = local.track
     if (t !== null && meta.offset !== undefined) {
       if (t.healing !== null) {
@@ -170,7 +161,7 @@ export class GroupRegistry {
     this.fanOut(local, frame, meta)
   }
 
-  private fanOut (local: LocalGroup, frame: string, meta: BusMeta): void {
+  private fanOut (local: LocalGroup, frame: string, meta: FrameMeta): void {
     const buf = Buffer.from(frame)
     for (const member of local.members) {
       if (member.id !== meta.exclude) member.deliver(buf, local.name, meta.offset)

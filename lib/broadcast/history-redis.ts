@@ -7,7 +7,7 @@
 //   <namespace>:{<group>}:m  a hash { epoch, top } (the epoch and the last offset)
 import type { Redis } from 'ioredis'
 import { newEpoch, type HistoryConfig, type HistoryRead, type HistoryStore, type Position, type StoredEvent } from './history.js'
-import { BusUnavailableError } from './bus.js'
+import { BusUnavailableError } from '../errors.js'
 
 // Creates the group's history (new epoch, old stream dropped) when its meta is missing:
 // Redis flushed or restarted without persistence, or the group was quiet past the meta TTL.

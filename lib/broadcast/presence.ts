@@ -5,7 +5,8 @@
 // truth it re-publishes whenever Redis forgot it (stale heartbeat, failed write).
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { GROUP_PATTERN } from '../../protocol/index.js'
+import type { BusLogger } from './bus.js'
+import { assertGroupName } from './group-name.js'
 import { errors } from '../errors.js'
 import { keyPrefixOf, waitForRedis } from '../redis/client.js'
 import { redisKeys } from '../redis/keys.js'
@@ -24,16 +25,15 @@ export interface PresenceStore {
   close (): Promise<void>
 }
 
-export interface PresenceLogger {
-  warn (obj: object, msg?: string): void
-}
+/** The part of the bus' logger (a pino/Fastify logger) presence uses. */
+export type PresenceLogger = Pick<BusLogger, 'warn'>
 
 const MAX_ID_LENGTH = 256
 // instance ids are the prefix of hash fields, split at the first '/': they cannot hold one
 const INSTANCE_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/
 
 function assertEntry (group: string, connId: string, user?: string): void {
-  if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) throw new errors.WSX_ERR_GROUP_NAME(String(group))
+  assertGroupName(group)
   if (typeof connId !== 'string' || connId.length === 0 || connId.length > MAX_ID_LENGTH) throw new TypeError('presence: connId must be a non-empty string')
   if (user !== undefined && (typeof user !== 'string' || user.length === 0 || user.length > MAX_ID_LENGTH)) throw new TypeError('presence: user must be a non-empty string')
 }
@@ -65,7 +65,7 @@ export class MemoryPresence implements PresenceStore {
   }
 
   async list (group: string): Promise<PresenceEntry[]> {
-    if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) throw new errors.WSX_ERR_GROUP_NAME(String(group))
+    assertGroupName(group)
     return summarize(this.groups.get(group)?.values() ?? [])
   }
 
@@ -209,7 +209,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   async list (group: string): Promise<PresenceEntry[]> {
-    if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) throw new errors.WSX_ERR_GROUP_NAME(String(group))
+    assertGroupName(group)
     const users = await this.redis.eval(LIST, 2, this.groupKey(group), this.heartbeatKey) as string[]
     return summarize(users)
   }

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import type { WsxConfig } from '../boot/config.js'
 import type { GroupRegistry } from '../broadcast/groups.js'
+import type { PresenceStore } from '../broadcast/presence.js'
 import type { Limiter } from '../security/stores/limiter.js'
 import type { Lockout } from '../security/stores/lockout.js'
 import { Stats } from './stats.js'
@@ -22,12 +23,6 @@ export interface ConnectionRef {
   heartbeat (): void
 }
 
-export interface PresenceLike {
-  add (group: string, connId: string, user: string): Promise<void>
-  remove (group: string, connId: string): Promise<void>
-  list (group: string): Promise<Array<{ user: string, connections: number }>>
-}
-
 export class Core {
   readonly config: WsxConfig
   readonly log: FastifyBaseLogger
@@ -44,7 +39,7 @@ export class Core {
   readonly groups: GroupRegistry
   readonly limiter: Limiter
   readonly lockout: Lockout
-  presence: PresenceLike | null = null
+  presence: PresenceStore | null = null
   /** which route groups keep history (`app.wsx.group()`) */
   readonly historyRules = new GroupRules()
   /** where history lives: memory, or Redis Streams with `redis`; null when history is unsupported */

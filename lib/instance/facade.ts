@@ -12,7 +12,7 @@ import { eventFrame, historyHead } from '../connection/envelope.js'
 import { compileHistory, type HistoryConfig, type HistoryOptions } from '../broadcast/history.js'
 import { errors } from '../errors.js'
 import { CloseCode } from '../../protocol/index.js'
-import { assertGroupName } from '../broadcast/groups.js'
+import { assertGroupName } from '../broadcast/group-name.js'
 import { releaseUpgradeResponse } from '../fastify/internals.js'
 import { authenticateUpgrade, kUpgradeLock, kUpgradeUser, redactingReqSerializer, type UpgradeGuard } from '../upgrade/hooks.js'
 import type { BroadcastOptions, RouteOptions, RouteSenders, WsxRoute } from '../../types/options.js'
@@ -226,10 +226,7 @@ export class WsxFacade {
 
   /** Counters: connections, messages per action and outcome, handler latency, bus state. */
   stats (): WsxStatsSnapshot {
-    const snap = this.shared.core.stats.snapshot()
-    snap.bus.up = this.shared.bus.up
-    snap.bus.received = this.shared.core.groups.received
-    return snap
+    return this.shared.core.stats.snapshot({ received: this.shared.core.groups.received, up: this.shared.bus.up })
   }
 
   /** Local connections on this instance (read-only view). */

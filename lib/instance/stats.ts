@@ -27,9 +27,8 @@ export class Stats {
   throttled = 0
   authFailures = 0
   readonly closes = new Map<number, number>()
+  /** frames handed to the bus by this instance (received ones are counted by the group registry) */
   busPublished = 0
-  busReceived = 0
-  busUp = true
 
   connectionOpened (route: string): void {
     this.open++
@@ -63,7 +62,8 @@ export class Stats {
     this.latencyCount++
   }
 
-  snapshot (): WsxStatsSnapshot {
+  /** The counters, with the bus state the bus and the group registry hold. */
+  snapshot (bus: { received: number, up: boolean }): WsxStatsSnapshot {
     let cumulative = 0
     const buckets = this.latency.map((count, i) => {
       cumulative += count
@@ -78,7 +78,7 @@ export class Stats {
       throttled: this.throttled,
       authFailures: this.authFailures,
       closes: Object.fromEntries([...this.closes].map(([code, n]) => [String(code), n])),
-      bus: { published: this.busPublished, received: this.busReceived, up: this.busUp }
+      bus: { published: this.busPublished, received: bus.received, up: bus.up }
     }
   }
 }

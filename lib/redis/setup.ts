@@ -1,16 +1,16 @@
 // The Redis side of the plugin, opened at boot when `redis` is set: the store connection
-// (throttles, locks, presence, control acknowledgements) and the bus emitter. This module
-// and everything Redis-only it imports (ioredis, mqemitter-redis) are loaded dynamically,
-// so an app without `redis` never loads them.
+// (throttles, locks, presence, history) and the bus emitter. This module and everything
+// Redis-only it imports (ioredis, mqemitter-redis) are loaded dynamically, so an app
+// without `redis` never loads them.
 import type { Redis } from 'ioredis'
-import type { EmitterLike } from '../broadcast/bus.js'
+import type { WsxEmitter } from '../../types/options.js'
 import { createRedisEmitter } from '../broadcast/redis-emitter.js'
 import { createRedis } from './create.js'
 
 export interface RedisSetup {
   store: Redis
   /** set unless the app gave its own `emitter` */
-  emitter?: EmitterLike
+  emitter?: WsxEmitter
 }
 
 export interface OpenRedisOptions {

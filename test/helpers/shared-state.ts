@@ -48,7 +48,8 @@ export async function authed (app: FastifyInstance, room: string, user: string):
 /**
  * The shared-state checks on two apps built by `sharedApp` with one namespace: a per-user
  * throttle of max 2 across both answers ok, ok, throttled, throttled; a handshake lock
- * taken on one holds on the other; presence and broadcasts cross.
+ * taken on one holds on the other; presence and broadcasts cross; a user push and a kick
+ * reach the other instance and count its connections.
  */
 export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyInstance, room = 'general'): Promise<void> {
   const carolA = await authed(a, room, 'carol')
@@ -79,9 +80,8 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
   }, (f) => f !== null, { what: 'a broadcast from A on B', timeout: 5000, interval: 50 })
   t.match(reached, { data: { user: 'alice', text } }, 'a broadcast on A reaches B')
 
-  // the delivery is what counts here: the returned count is only the acknowledgements that
-  // arrived within a short window, which a loaded machine can miss
-  await a.wsx.sendToUser('bob', 'notice', { n: 1 })
+  // every instance answers with how many of the user's connections it reached: A none, B one
+  t.equal(await a.wsx.sendToUser('bob', 'notice', { n: 1 }), 1, 'user push from A counts bob on B')
   t.match(await bob.next('notice'), { data: { n: 1 } }, 'user push from A reaches bob on B')
   t.match(await alice.request('channel.subscribe', { channel: 'feed', params: { topic: 'news' } }), { ok: true })
   const feed = await eventually(async () => {
@@ -95,7 +95,7 @@ export async function checkSharedState (t: Test, a: FastifyInstance, b: FastifyI
   t.match(feed, { channel: 'feed', data: { n: 2 } }, 'a channel event published on B reaches A')
 
   const mallory = await authed(b, room, 'mallory')
-  t.match(await alice.request('room.kick', { user: 'mallory' }), { ok: true })
+  t.strictSame((await alice.request('room.kick', { user: 'mallory' })).data, { closed: 1 }, 'a kick on A counts mallory on B')
   t.equal((await mallory.closed()).code, 4403, 'a kick on A closes the socket on B')
 
   // the lock key is the client address: both instances see 127.0.0.1
