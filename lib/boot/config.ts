@@ -1,5 +1,6 @@
 // Plugin options → a frozen config with every default filled in, checked at boot.
 import { errors } from '../errors.js'
+import { assertNamespace } from '../broadcast/group-name.js'
 import type { HandshakeOptions, WsxPluginOptions, ConnectionRateLimit, WebsocketErrorHandler } from '../../types/options.js'
 import type { ThrottleOptions } from '../../types/route.js'
 
@@ -133,9 +134,7 @@ export function buildConfig (opts: WsxPluginOptions): WsxConfig {
     if (!known.has(key)) throw new errors.WSX_ERR_OPTS_INVALID(`"${key}" is not an option`)
   }
   const namespace = opts.namespace ?? 'wsx'
-  if (typeof namespace !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(namespace)) {
-    throw new errors.WSX_ERR_OPTS_INVALID('namespace must be 1-32 characters of [A-Za-z0-9_-]')
-  }
+  assertNamespace(namespace)
   const crl = opts.connectionRateLimit
   const shutdown = {
     graceMs: positiveInt('shutdown.graceMs', opts.shutdown?.graceMs, 5000, true),

@@ -16,7 +16,7 @@ import type { WsxEmitter } from '../../types/options.js'
 import { BusUnavailableError, errors } from '../errors.js'
 import { disconnectRedis } from '../redis/client.js'
 import { patchRedisEmitter, type RedisEmitterParts } from '../redis/emitter-patches.js'
-import { assertGroupName } from './group-name.js'
+import { assertGroupName, assertNamespace } from './group-name.js'
 import { LinkMonitor } from './link-monitor.js'
 
 /** The part of a pino/Fastify logger the bus uses. */
@@ -67,8 +67,6 @@ export interface BusOptions {
   probeIntervalMs?: number
 }
 
-// Same alphabet as group names: no `/`, `+`, `#` or glob character in our topic prefix.
-const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/
 const PACKET_VERSION = 1
 const DROP_LOG_INTERVAL_MS = 10_000
 
@@ -136,7 +134,7 @@ export class Bus {
 
   constructor (opts: BusOptions = {}) {
     this.namespace = opts.namespace ?? 'wsx'
-    if (!NAMESPACE_PATTERN.test(this.namespace)) throw new errors.WSX_ERR_OPTS_INVALID(`bus namespace "${this.namespace}" must match ${NAMESPACE_PATTERN}`)
+    assertNamespace(this.namespace, 'bus namespace')
     this.emitter = opts.emitter ?? (mqemitter() as unknown as WsxEmitter)
     this.log = opts.log ?? silentLog
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 2000

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { BusLogger } from './bus.js'
-import { assertGroupName } from './group-name.js'
+import { assertGroupName, assertNamespace } from './group-name.js'
 import { errors } from '../errors.js'
 import { keyPrefixOf, waitForRedis } from '../redis/client.js'
 import { redisKeys } from '../redis/keys.js'
@@ -168,7 +168,7 @@ export class RedisPresence implements PresenceStore {
     const namespace = opts.namespace ?? 'wsx'
     this.instanceId = opts.instanceId ?? randomUUID()
     this.ttlMs = opts.ttlMs ?? 30_000
-    if (!INSTANCE_PATTERN.test(namespace)) throw new errors.WSX_ERR_OPTS_INVALID(`presence namespace "${namespace}" must match ${INSTANCE_PATTERN}`)
+    assertNamespace(namespace, 'presence namespace')
     if (!INSTANCE_PATTERN.test(this.instanceId)) throw new errors.WSX_ERR_OPTS_INVALID(`presence instanceId "${this.instanceId}" must match ${INSTANCE_PATTERN}`)
     if (!Number.isInteger(this.ttlMs) || this.ttlMs < 30) throw new errors.WSX_ERR_OPTS_INVALID('presence ttlMs must be an integer >= 30')
     this.redis = redis

@@ -17,7 +17,7 @@ const CLOSE_HANDSHAKE_WAIT_MS = 500
 /** Smallest pause between two batches: finer slicing buys nothing but timers. */
 const BATCH_INTERVAL_MS = 50
 const POLL_MS = 10
-const CLOSING = 2
+
 const SHUTDOWN_REASON = 'Server shutting down'
 
 /** How long a refused upgrade's socket may linger after the drain began. */
@@ -150,5 +150,5 @@ function openSockets (list: Connection[], lowLevel: WsxSocket[], server?: DrainT
   for (const conn of list) out.add(conn.socket)
   for (const socket of lowLevel) out.add(socket.raw)
   for (const socket of server?.clients ?? []) out.add(socket)
-  return [...out].filter((s) => s.readyState === ReadyState.open || s.readyState === CLOSING)
+  return [...out].filter((s) => s.readyState === ReadyState.open || s.readyState === ReadyState.closing)
 }
