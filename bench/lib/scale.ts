@@ -233,6 +233,8 @@ export interface InstancesRow {
   deliveriesPerSec: number
   /** Redis CPU per broadcast, all nodes together (their background work over the same time included) */
   redisCpuUsPerBroadcast: number
+  /** the same with nothing published: Redis' background work over an equal time, per broadcast */
+  redisIdleCpuUsPerBroadcast: number
   /** one broadcast at a time, sender on the first instance, receiver on the last */
   hop: LatencySummary
 }
@@ -285,8 +287,15 @@ async function instancesOn (topology: Topology, ctx: DriverContext, peers: PeerN
         }
         for (const inst of started) await awaitServerConnections(inst, each + (inst === first ? 1 : 0), 60_000)
         const cpu0 = await store.cpuSeconds()
+        const t0 = Date.now()
         const b = await ctx.load.call<{ receivers: number, times: number[] }>('broadcast', { pool, repeats: p.broadcasts, pauseMs: 100, timeoutMs: 30_000 }, p.broadcasts * 31_000)
         const cpu1 = await store.cpuSeconds()
+        const elapsed = Date.now() - t0
+        // what Redis spends with nothing published, over as long as the broadcasts took
+        // (its timers and, in a cluster, the nodes' gossip), so the table can show both
+        const cpu2 = await store.cpuSeconds()
+        await sleep(elapsed)
+        const cpu3 = await store.cpuSeconds()
         const lastMs = median(b.times)
         rows.push({
           instances: k,
@@ -294,6 +303,7 @@ async function instancesOn (topology: Topology, ctx: DriverContext, peers: PeerN
           lastMs,
           deliveriesPerSec: b.receivers / (lastMs / 1000),
           redisCpuUsPerBroadcast: (cpu1 - cpu0) * 1e6 / p.broadcasts,
+          redisIdleCpuUsPerBroadcast: (cpu3 - cpu2) * 1e6 / p.broadcasts,
           hop
         })
         ctx.log(`    last after ${lastMs.toFixed(1)} ms, hop p50 ${hop.p50.toFixed(3)} ms`)
