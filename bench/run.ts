@@ -28,7 +28,7 @@ function socketsNeeded (opts: Options): number {
   if (scenarios.includes('memory')) n = Math.max(n, plan.memory.connections)
   if (scenarios.includes('history')) n = Math.max(n, plan.history.receivers + 1)
   // the cost curve measures what fits under the limit and reports the rest as not measured
-  if (scenarios.includes('instances')) n = Math.max(n, plan.instances.receivers + 1)
+  if (scenarios.includes('instances') || scenarios.includes('instances-cluster')) n = Math.max(n, plan.instances.receivers + 1)
   return n
 }
 

@@ -54,6 +54,8 @@ export interface StartOptions {
   users?: number
   /** wsx: WSX_DEMO_REDIS_URL */
   redisUrl?: string
+  /** wsx: WSX_DEMO_REDIS_CLUSTER, the seed nodes of a Redis Cluster (`host:port,...`) */
+  redisCluster?: string
   /** wsx: WSX_DEMO_BENCH_HISTORY, events kept by the `bench` group's history (0 or absent: none) */
   benchHistory?: number
   /** ping every connection at this interval (wsx: WSX_DEMO_HEARTBEAT_MS; raw peers: BENCH_HEARTBEAT_MS) */
@@ -89,6 +91,7 @@ function serverEnv (name: PeerName, opts: StartOptions): NodeJS.ProcessEnv {
     env.WSX_DEMO_MAX_CONNECTIONS = '1000000'
     env.WSX_DEMO_TOKEN_TTL = '3600'
     if (opts.redisUrl !== undefined) env.WSX_DEMO_REDIS_URL = opts.redisUrl
+    if (opts.redisCluster !== undefined) env.WSX_DEMO_REDIS_CLUSTER = opts.redisCluster
     if (opts.benchHistory !== undefined) env.WSX_DEMO_BENCH_HISTORY = String(opts.benchHistory)
   }
   return env

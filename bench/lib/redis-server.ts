@@ -1,6 +1,10 @@
-// A private redis-server for the cross-instance scenario: a free port on 127.0.0.1,
-// no persistence, killed by pid when the scenario ends (or when the bench exits).
-import { spawn, spawnSync } from 'node:child_process'
+// A private redis-server for the cross-instance scenarios: a free port on 127.0.0.1,
+// no persistence, killed by pid when the scenario ends (or when the bench exits). Also a
+// private 3-master Redis Cluster (three such servers joined by `redis-cli --cluster create`).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createConnection, createServer } from 'node:net'
 import { track } from './children.js'
 
@@ -12,7 +16,16 @@ export interface RedisServer {
   stop (): Promise<void>
 }
 
-/** One inline command over a raw socket; resolves the whole reply once it stops growing. */
+/** A private 3-master Redis Cluster owned by the bench. */
+export interface RedisCluster {
+  /** seed nodes for WSX_DEMO_REDIS_CLUSTER: `host:port,host:port,host:port` */
+  nodes: string
+  /** seconds of CPU (user + system) all three masters have used so far */
+  cpuSeconds (): Promise<number>
+  stop (): Promise<void>
+}
+
+/** One inline command over a raw socket; resolves the whole bulk reply. */
 function command (port: number, line: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = createConnection({ port, host: '127.0.0.1' })
@@ -43,6 +56,11 @@ export function hasRedisServer (): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 }
 
+/** True when redis-cli is on PATH too (it creates the cluster). */
+export function hasRedisCli (): boolean {
+  return spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0
+}
+
 function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
@@ -67,21 +85,78 @@ function ping (port: number): Promise<boolean> {
   })
 }
 
+const serverArgs = (port: number): string[] => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+
+/** Kills one tracked process by pid and waits (bounded) for it to exit. */
+async function kill (proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  proc.kill('SIGKILL')
+  await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+}
+
+/** Waits (at most 5 s) until the server on `port` answers PING. */
+async function awaitPing (port: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (await ping(port)) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return false
+}
+
 /** Starts redis-server and waits (at most 5 s) until it answers PING. */
 export async function startRedisServer (): Promise<RedisServer> {
   const port = await freePort()
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const proc = spawn('redis-server', serverArgs(port), { stdio: 'ignore' })
   track(proc)
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-    proc.kill('SIGKILL')
-    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
-  }
-  for (let i = 0; i < 100; i++) {
-    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, cpuSeconds: () => cpuSecondsOf(port), stop }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+  const stop = (): Promise<void> => kill(proc)
+  if (await awaitPing(port)) return { url: `redis://127.0.0.1:${port}`, cpuSeconds: () => cpuSecondsOf(port), stop }
   await stop()
   throw new Error(`redis-server did not answer on port ${port}`)
+}
+
+/**
+ * Three masters, no replicas, each with its cluster bus on another free port, joined with
+ * `redis-cli --cluster create`; resolves once every node reports `cluster_state:ok`.
+ */
+export async function startRedisCluster (): Promise<RedisCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'wsx-bench-cluster-'))
+  const procs: ChildProcess[] = []
+  const ports: number[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(procs.map(kill))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort()
+      const busPort = await freePort()
+      const cwd = join(dir, `n${i}`)
+      mkdirSync(cwd)
+      const proc = spawn('redis-server', [...serverArgs(port), '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort), '--cluster-node-timeout', '2000'], { cwd, stdio: 'ignore' })
+      track(proc)
+      procs.push(proc)
+      ports.push(port)
+    }
+    for (const port of ports) if (!await awaitPing(port)) throw new Error(`cluster node on port ${port} did not answer`)
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 })
+    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout} ${create.stderr}`)
+    for (const port of ports) {
+      let ok = false
+      for (let i = 0; i < 200 && !ok; i++) {
+        const info = await command(port, 'CLUSTER INFO').catch(() => '')
+        ok = info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3')
+        if (!ok) await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      if (!ok) throw new Error(`cluster node on port ${port} did not reach cluster_state:ok`)
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return {
+    nodes: ports.map((p) => `127.0.0.1:${p}`).join(','),
+    cpuSeconds: async () => (await Promise.all(ports.map(cpuSecondsOf))).reduce((a, b) => a + b, 0),
+    stop
+  }
 }

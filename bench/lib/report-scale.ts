@@ -1,9 +1,9 @@
-// Markdown for the scale scenarios (curve, shape, codec, instances) and the SVG plot of
-// the cost curves and the instance runs.
+// Markdown for the scale scenarios (curve, shape, codec, instances on one Redis and on a
+// Redis Cluster) and the SVG plot of the cost curves and the instance runs.
 import { PEER_INFO } from './peers.js'
 import { renderSvg, type Panel } from './svg.js'
 import type { ScaleScenario } from './scale-plan.js'
-import type { CurvePoint, CurveResult, ScaleResults } from './scale.js'
+import type { CurvePoint, CurveResult, InstancesResult, ScaleResults } from './scale.js'
 import type { Outcome, PeerName } from './types.js'
 
 export type ScaleOutcomes = { [S in ScaleScenario]?: Outcome<ScaleResults[S]> }
@@ -39,6 +39,15 @@ function curveTable (r: CurveResult): string {
   return table(['peer', 'N', 'heap KB / conn', 'RSS KB / conn', 'heap vs raw', `idle CPU ms/s (ping every ${r.heartbeatMs} ms)`, 'time to open N (s)', 'opened / s', 'broadcast to N: last after (ms)', 'vs raw'], rows) + skipped
 }
 
+function instancesTable (v: InstancesResult): string {
+  const cluster = v.topology === 'cluster'
+  return table(['instances', 'receivers', 'broadcast: last after (ms)', 'deliveries/s', `Redis µs CPU / broadcast${cluster ? ' (3 masters)' : ''}`, 'of which idle', 'hop p50 ms', 'hop p99 ms', 'added p50 ms', 'added p99 ms'],
+    v.rows.map((x) => [String(x.instances), int(x.receivers), fixed(x.lastMs, 1), int(x.deliveriesPerSec), fixed(x.redisCpuUsPerBroadcast, 0), fixed(x.redisIdleCpuUsPerBroadcast, 0),
+      fixed(x.hop.p50, 3), fixed(x.hop.p99, 3), fixed(x.hop.p50 - v.local.p50, 3), fixed(x.hop.p99 - v.local.p99, 3)])) +
+    `\n\nHop: one broadcast at a time from a sender on the first instance to a receiver on the last, before the audience connects; "added" is over one instance without Redis (p50 ${fixed(v.local.p50, 3)} ms, p99 ${fixed(v.local.p99, 3)} ms). With one instance on Redis the hop still goes through Redis. Redis CPU is \`INFO cpu\` over the broadcasts${cluster ? ', summed over the three masters (a cluster forwards every `PUBLISH` to every node)' : ''}; "of which idle" is what it used right after, with nothing published, over as long (its timers${cluster ? ' and the cluster bus' : ''}), so the difference is what the broadcasts cost. Each \`bench.broadcast\` also costs the per-user throttle's Redis call.` +
+    (v.failures.length > 0 ? `\n\nFailed: ${v.failures.join('; ')}` : '')
+}
+
 /** Every scale section that ran. */
 export function renderScale (r: ScaleOutcomes): string {
   return [
@@ -56,20 +65,16 @@ export function renderScale (r: ScaleOutcomes): string {
           ratio(x.bytesUp + x.bytesDown, json === undefined ? undefined : json.bytesUp + json.bytesDown), String(x.errors)])) +
         '\n\nBytes are WebSocket payload bytes (frame headers left out: 6 bytes per client frame and 2 per server frame at these sizes, the same for both codecs).'
     }),
-    section(r.instances, 'Instances on one Redis (demo instances, one publisher, the group spread evenly)', (v) =>
-      table(['instances', 'receivers', 'broadcast: last after (ms)', 'deliveries/s', 'Redis µs CPU / broadcast', 'hop p50 ms', 'hop p99 ms', 'added p50 ms', 'added p99 ms'],
-        v.rows.map((x) => [String(x.instances), int(x.receivers), fixed(x.lastMs, 1), int(x.deliveriesPerSec), fixed(x.redisCpuUsPerBroadcast, 0),
-          fixed(x.hop.p50, 3), fixed(x.hop.p99, 3), fixed(x.hop.p50 - v.local.p50, 3), fixed(x.hop.p99 - v.local.p99, 3)])) +
-      `\n\nHop: one broadcast at a time from a sender on the first instance to a receiver on the last, before the audience connects; "added" is over one instance without Redis (p50 ${fixed(v.local.p50, 3)} ms, p99 ${fixed(v.local.p99, 3)} ms). With one instance on Redis the hop still goes through Redis. Redis CPU is \`INFO cpu\` over the broadcasts, its own background work included; each \`bench.broadcast\` also costs the per-user throttle's Redis call.` +
-      (v.failures.length > 0 ? `\n\nFailed: ${v.failures.join('; ')}` : ''))
+    section(r.instances, 'Instances on one Redis (demo instances, one publisher, the group spread evenly)', instancesTable),
+    section(r['instances-cluster'], 'Instances on a 3-master Redis Cluster (demo instances, one publisher, the group spread evenly)', instancesTable)
   ].filter((s) => s !== '').join('\n')
 }
 
 /** The plot of the cost curves and instance runs, or null when neither ran. */
 export function renderScaleSvg (r: ScaleOutcomes, note: string): string | null {
   const curve = r.curve?.ok === true ? r.curve.value : undefined
-  const inst = r.instances?.ok === true ? r.instances.value : undefined
-  if (curve === undefined && inst === undefined) return null
+  const insts = [r.instances, r['instances-cluster']].flatMap((o) => o?.ok === true ? [o.value] : [])
+  if (curve === undefined && insts.length === 0) return null
   const peers = Object.entries(curve?.byPeer ?? {}) as Array<[PeerName, NonNullable<CurveResult['byPeer'][PeerName]>]>
   const series = (pick: (pt: CurvePoint) => number) =>
     peers.map(([peer, o]) => ({ name: PEER_INFO[peer].label, points: o.points.map((pt) => [pt.size, pick(pt)] as [number, number]) }))
@@ -83,12 +88,15 @@ export function renderScaleSvg (r: ScaleOutcomes, note: string): string | null {
       { title: 'One broadcast to N: last one has it', xLabel: 'connections (N)', yLabel: 'ms', logX: true, series: series((pt) => pt.lastMs) }
     )
   }
-  if (inst !== undefined) {
+  if (insts.length > 0) {
     panels.push({
-      title: `Deliveries/s, ${inst.rows[0]?.receivers ?? 0} receivers over Redis`,
+      title: `Deliveries/s, ${insts[0]!.rows[0]?.receivers ?? 0} receivers over Redis`,
       xLabel: 'instances',
       yLabel: 'deliveries/s',
-      series: [{ name: 'fastify-wsx demo', points: inst.rows.map((x) => [x.instances, x.deliveriesPerSec] as [number, number]) }]
+      series: insts.map((v) => ({
+        name: v.topology === 'cluster' ? 'fastify-wsx demo, 3-master Redis Cluster' : 'fastify-wsx demo, one Redis',
+        points: v.rows.map((x) => [x.instances, x.deliveriesPerSec] as [number, number])
+      }))
     })
   }
   return renderSvg('fastify-wsx: cost curves and instances', note, panels)

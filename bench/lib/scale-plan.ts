@@ -1,8 +1,9 @@
 // The plan of the scale scenarios (issue 16): cost curves over N idle connections, the
-// shape of the app (actions, groups), the codec comparison and 1-2-4 instances on Redis.
+// shape of the app (actions, groups), the codec comparison and 1-2-4 instances on Redis
+// (one redis-server, then a 3-master Redis Cluster; both take the `instances` plan).
 // Kept apart from plan.ts so scenarios can be added to the registry without touching it.
 
-export const SCALE_SCENARIOS = ['curve', 'shape', 'codec', 'instances'] as const
+export const SCALE_SCENARIOS = ['curve', 'shape', 'codec', 'instances', 'instances-cluster'] as const
 export type ScaleScenario = typeof SCALE_SCENARIOS[number]
 
 export interface ScalePlan {

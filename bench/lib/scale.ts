@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnSync } from 'node:child_process'
 import { startPeer, PEER_INFO, type RunningPeer } from './peers.js'
 import { awaitServerConnections, withPeer, type DriverContext } from './scenarios.js'
-import { startRedisServer, hasRedisServer } from './redis-server.js'
+import { startRedisServer, startRedisCluster, hasRedisServer, hasRedisCli } from './redis-server.js'
 import { median, type LatencySummary } from './stats.js'
 import type { ScaleScenario } from './scale-plan.js'
 import type { ConnectSpec, CpuSample, PeerName } from './types.js'
@@ -222,42 +222,64 @@ async function codec (ctx: DriverContext, peers: PeerName[]): Promise<CodecResul
   })
 }
 
-// ---- 1, 2, 4 demo instances on one Redis -------------------------------------------
+// ---- 1, 2, 4 demo instances on one Redis, or on a 3-master Redis Cluster -------------
+
+export type Topology = 'standalone' | 'cluster'
 
 export interface InstancesRow {
   instances: number
   receivers: number
   lastMs: number
   deliveriesPerSec: number
-  /** Redis CPU per broadcast (its background work over the same time included) */
+  /** Redis CPU per broadcast, all nodes together (their background work over the same time included) */
   redisCpuUsPerBroadcast: number
+  /** the same with nothing published: Redis' background work over an equal time, per broadcast */
+  redisIdleCpuUsPerBroadcast: number
   /** one broadcast at a time, sender on the first instance, receiver on the last */
   hop: LatencySummary
 }
-export interface InstancesResult { local: LatencySummary, rows: InstancesRow[], failures: string[] }
+export interface InstancesResult { topology: Topology, local: LatencySummary, rows: InstancesRow[], failures: string[] }
 
-async function instances (ctx: DriverContext, peers: PeerName[]): Promise<InstancesResult> {
+/** What the instance runs need of a private Redis: how the demo reaches it, and its CPU. */
+interface Store {
+  peerOptions: { redisUrl: string } | { redisCluster: string }
+  cpuSeconds (): Promise<number>
+  stop (): Promise<void>
+}
+
+async function startStore (topology: Topology): Promise<Store> {
+  if (topology === 'standalone') {
+    const s = await startRedisServer()
+    return { peerOptions: { redisUrl: s.url }, cpuSeconds: s.cpuSeconds, stop: s.stop }
+  }
+  const c = await startRedisCluster()
+  return { peerOptions: { redisCluster: c.nodes }, cpuSeconds: c.cpuSeconds, stop: c.stop }
+}
+
+async function instancesOn (topology: Topology, ctx: DriverContext, peers: PeerName[]): Promise<InstancesResult> {
   if (!peers.includes('wsx')) throw new NotSelected()
   if (!hasRedisServer()) throw new Error('redis-server is not installed (apt-get install -y redis-server)')
+  if (topology === 'cluster' && !hasRedisCli()) throw new Error('redis-cli is not installed (Debian: redis-tools); it creates the cluster')
   const p = ctx.plan.instances
+  const on = topology === 'standalone' ? 'one Redis' : 'a 3-master Redis Cluster'
   const latency = (sender: ConnectSpec, receiver: ConnectSpec): Promise<LatencySummary> =>
     ctx.load.call<LatencySummary>('deliveryLatency', { sender, receiver, count: p.latencyCount, warmup: p.latencyWarmup }, 120_000)
   // the reference: one instance and no Redis at all
   const local = await withPeer('wsx', { users: 2 }, ctx, (peer) => latency(peer.spec, peer.spec))
   const rows: InstancesRow[] = []
   const failures: string[] = []
-  const store = await startRedisServer()
+  const store = await startStore(topology)
   try {
     for (const k of p.counts) {
-      ctx.log(`  ${k} instance${k > 1 ? 's' : ''} on one Redis`)
+      ctx.log(`  ${k} instance${k > 1 ? 's' : ''} on ${on}`)
       const started: RunningPeer[] = []
       try {
-        for (let i = 0; i < k; i++) started.push(await startPeer('wsx', { users: 2, redisUrl: store.url, label: `wsx instance ${i + 1}/${k}` }))
+        for (let i = 0; i < k; i++) started.push(await startPeer('wsx', { users: 2, ...store.peerOptions, label: `wsx instance ${i + 1}/${k} (${topology})` }))
         const first = started[0]!
         const last = started[k - 1]!
         const hop = await latency(first.spec, last.spec)
         // the audience: a sender on the first instance, the receivers spread evenly
-        const pool = `instances-${k}`
+        const pool = `instances-${topology}-${k}`
         await ctx.load.call('open', { pool, spec: first.spec, count: 1, concurrency: 1 }, 60_000)
         const each = Math.floor(p.receivers / k)
         for (const inst of started) {
@@ -265,8 +287,15 @@ async function instances (ctx: DriverContext, peers: PeerName[]): Promise<Instan
         }
         for (const inst of started) await awaitServerConnections(inst, each + (inst === first ? 1 : 0), 60_000)
         const cpu0 = await store.cpuSeconds()
+        const t0 = Date.now()
         const b = await ctx.load.call<{ receivers: number, times: number[] }>('broadcast', { pool, repeats: p.broadcasts, pauseMs: 100, timeoutMs: 30_000 }, p.broadcasts * 31_000)
         const cpu1 = await store.cpuSeconds()
+        const elapsed = Date.now() - t0
+        // what Redis spends with nothing published, over as long as the broadcasts took
+        // (its timers and, in a cluster, the nodes' gossip), so the table can show both
+        const cpu2 = await store.cpuSeconds()
+        await sleep(elapsed)
+        const cpu3 = await store.cpuSeconds()
         const lastMs = median(b.times)
         rows.push({
           instances: k,
@@ -274,6 +303,7 @@ async function instances (ctx: DriverContext, peers: PeerName[]): Promise<Instan
           lastMs,
           deliveriesPerSec: b.receivers / (lastMs / 1000),
           redisCpuUsPerBroadcast: (cpu1 - cpu0) * 1e6 / p.broadcasts,
+          redisIdleCpuUsPerBroadcast: (cpu3 - cpu2) * 1e6 / p.broadcasts,
           hop
         })
         ctx.log(`    last after ${lastMs.toFixed(1)} ms, hop p50 ${hop.p50.toFixed(3)} ms`)
@@ -289,7 +319,7 @@ async function instances (ctx: DriverContext, peers: PeerName[]): Promise<Instan
     await store.stop()
   }
   if (rows.length === 0) throw new Error(failures[0] ?? 'no instance count was measured')
-  return { local, rows, failures }
+  return { topology, local, rows, failures }
 }
 
 /** Raised when the peer a scenario needs was left out with --peers; reported, not failed. */
@@ -303,6 +333,7 @@ export interface ScaleResults {
   shape: ShapeResult
   codec: CodecResult
   instances: InstancesResult
+  'instances-cluster': InstancesResult
 }
 
 /** The registry: one runner per scale scenario. */
@@ -310,7 +341,8 @@ export const SCALE_DRIVERS: { [S in ScaleScenario]: (ctx: DriverContext, peers: 
   curve,
   shape,
   codec,
-  instances
+  instances: (ctx, peers) => instancesOn('standalone', ctx, peers),
+  'instances-cluster': (ctx, peers) => instancesOn('cluster', ctx, peers)
 }
 
 /** Failures inside a scenario that still produced results (a peer or a step that did not finish). */

@@ -142,6 +142,14 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
   const app = Fastify({ logger: opts.logger ?? demoLogger() })
   if (s.secretIsDefault) app.log.warn('WSX_DEMO_SECRET is not set: using a dev-only secret. Never do this in production.')
 
+  if (s.redisUrl !== undefined && s.redisCluster !== undefined) throw new Error('set WSX_DEMO_REDIS_URL or WSX_DEMO_REDIS_CLUSTER, not both')
+  // a Cluster is passed as a client (README.md#redis-cluster-and-sentinel): the plugin
+  // duplicates it for its own connections, and the demo closes the one it made
+  // (loaded only then, like the plugin loads ioredis only with `redis`)
+  const cluster = s.redisCluster === undefined ? undefined : new (await import('ioredis')).Cluster(s.redisCluster, { lazyConnect: true })
+  if (cluster !== undefined) app.addHook('onClose', async () => { cluster.disconnect() })
+  const redis = s.redisUrl ?? cluster
+
   await app.register(fastifyJwt, { secret: s.secret, sign: { algorithm: 'HS256', expiresIn: s.tokenTtl }, verify: { algorithms: ['HS256'], requiredClaims: ['exp'] } })
   await app.register(wsx, {
     origins: s.origins,
@@ -159,7 +167,7 @@ export async function buildDemo (overrides: Partial<DemoSettings> = {}, opts: { 
       timeoutSeconds: s.authTimeoutSeconds,
       expiryGraceSeconds: s.expiryGraceSeconds
     },
-    ...(s.redisUrl && { redis: s.redisUrl })
+    ...(redis !== undefined && { redis })
   })
 
   app.post('/login', {

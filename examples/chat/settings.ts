@@ -6,6 +6,8 @@ export interface DemoSettings {
   secretIsDefault: boolean
   tokenTtl: number
   redisUrl: string | undefined
+  /** seed nodes (`host:port`) of a Redis Cluster, instead of redisUrl */
+  redisCluster: Array<{ host: string, port: number }> | undefined
   origins: string[]
   authAttempts: number
   authLockSeconds: number
@@ -35,6 +37,16 @@ function int (name: string, fallback: number): number {
   return n
 }
 
+/** `host:port,host:port` → seed nodes; undefined when unset. */
+function clusterNodes (raw: string | undefined): DemoSettings['redisCluster'] {
+  if (raw === undefined || raw === '') return undefined
+  return raw.split(',').map((part) => {
+    const m = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(part)
+    if (m === null) throw new Error(`WSX_DEMO_REDIS_CLUSTER takes host:port,host:port..., got "${raw}"`)
+    return { host: m[1]!, port: Number(m[2]) }
+  })
+}
+
 export function readSettings (env: NodeJS.ProcessEnv = process.env): DemoSettings {
   const port = int('PORT', 3000)
   const secret = env.WSX_DEMO_SECRET
@@ -45,6 +57,7 @@ export function readSettings (env: NodeJS.ProcessEnv = process.env): DemoSetting
     secretIsDefault: !secret,
     tokenTtl: int('WSX_DEMO_TOKEN_TTL', 3600),
     redisUrl: env.WSX_DEMO_REDIS_URL || undefined,
+    redisCluster: clusterNodes(env.WSX_DEMO_REDIS_CLUSTER),
     origins: (env.WSX_DEMO_ORIGINS || `http://localhost:${port},http://127.0.0.1:${port}`).split(',').map((o) => o.trim()).filter(Boolean),
     authAttempts: int('WSX_DEMO_AUTH_ATTEMPTS', 2),
     authLockSeconds: int('WSX_DEMO_AUTH_LOCK_SECONDS', 20),
