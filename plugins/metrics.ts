@@ -17,30 +17,28 @@ export interface WsxMetricsOptions {
 
 type Snapshot = () => WsxStatsSnapshot
 
-function counter (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, value: number) => void) => void): client.Counter {
-  return new client.Counter({
+type Fill = (set: (labels: Record<string, string>, value: number) => void) => void
+
+/** The configuration of a metric filled from the stats snapshot at each scrape (reset first: the snapshot holds totals). */
+function collectedBy<M extends { reset (): void }> (name: string, help: string, labelNames: string[], fill: Fill, write: (metric: M, labels: Record<string, string>, value: number) => void) {
+  return {
     name,
     help,
     labelNames,
     registers: [],
-    collect () {
+    collect (this: M) {
       this.reset()
-      fill((labels, value) => this.inc(labels, value))
+      fill((labels, value) => write(this, labels, value))
     }
-  })
+  }
 }
 
-function gauge (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, value: number) => void) => void): client.Gauge {
-  return new client.Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [],
-    collect () {
-      this.reset()
-      fill((labels, value) => this.set(labels, value))
-    }
-  })
+function counter (name: string, help: string, labelNames: string[], fill: Fill): client.Counter {
+  return new client.Counter(collectedBy<client.Counter>(name, help, labelNames, fill, (m, labels, value) => m.inc(labels, value)))
+}
+
+function gauge (name: string, help: string, labelNames: string[], fill: Fill): client.Gauge {
+  return new client.Gauge(collectedBy<client.Gauge>(name, help, labelNames, fill, (m, labels, value) => m.set(labels, value)))
 }
 
 /**

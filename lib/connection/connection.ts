@@ -15,6 +15,7 @@ import { withoutQueryParam } from '../upgrade/credentials.js'
 import { lockedHandshakeFields, type LockInfo } from '../security/auth-lock.js'
 import { dispatchFrame } from './dispatch.js'
 import { userKeyOf } from './user-key.js'
+import { heartbeatTick } from './heartbeat.js'
 import { MessageBudget } from '../security/budget.js'
 import { SLOW_READER_REASON, isOverBuffered, rawByteLength, terminateAfterGrace } from './backpressure.js'
 import type { AuthVia, WsxConnection } from '../../types/route.js'
@@ -420,12 +421,7 @@ export class Connection implements WsxConnection<unknown> {
   }
 
   heartbeat (): void {
-    if (this.missedPongs >= 2) {
-      this.socket.terminate()
-      return
-    }
-    this.missedPongs++
-    if (this.socket.readyState === ReadyState.open) this.socket.ping()
+    this.missedPongs = heartbeatTick(this.socket, this.missedPongs)
   }
 
   closeSlowReader (): void {

@@ -12,6 +12,7 @@ import { SAFE_PARSE_OPTIONS } from './json-codec.js'
 import { CloseCode, ReadyState } from '../../protocol/index.js'
 import type { Core } from '../instance/core.js'
 import { closeSlowReader, isOverBuffered } from './backpressure.js'
+import { heartbeatTick } from './heartbeat.js'
 
 export interface SocketMessage { type: 'text', data: string }
 export interface BinaryMessage { type: 'binary', data: Buffer }
@@ -190,12 +191,7 @@ export class WsxSocket {
 
   /** Called by the plugin's heartbeat: two missed pongs terminate the socket. */
   heartbeat (): void {
-    if (this.missedPongs >= 2) {
-      this.raw.terminate()
-      return
-    }
-    this.missedPongs++
-    if (this.raw.readyState === ReadyState.open) this.raw.ping()
+    this.missedPongs = heartbeatTick(this.raw, this.missedPongs)
   }
 
   private write (data: string | Uint8Array, binary: boolean): boolean {
